@@ -135,7 +135,48 @@ def create(name: str, *, resolution: int | None = None, num_classes: int = 1000,
         accepted = ", ".join(s.knobs) or "none"
         raise UsageError(f"model {name!r} has no knob {', '.join(unknown)}; its knobs: {accepted}")
     knobs = {k: v for k, v in knobs.items() if v is not None}
+    resolution = resolution or s.resolution
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ZOO_SEED)
-        model = s.factory(resolution=resolution or s.resolution, num_classes=num_classes, **s.preset, **knobs)
+        model = s.factory(resolution=resolution, num_classes=num_classes, **s.preset, **knobs)
+        _init_weights(model)
+        _calibrate_batch_norm(model, s.input_shape(resolution, batch=2))
     return model.eval()
+
+
+def _init_weights(model: nn.Module) -> None:
+    """Variance-preserving init (He fan-out for convs), so activations neither vanish nor explode.
+
+    PyTorch's default init shrinks activations layer by layer: after 50 layers a MobileNetV2's output is
+    its classifier bias, whatever the input, and a numeric comparison would prove nothing.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.normal_(m.bias, std=0.01)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=1.0 / m.in_features**0.5)
+            if m.bias is not None:
+                nn.init.normal_(m.bias, std=0.01)
+        elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)) and m.weight is not None:
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, std=0.1)
+
+
+@torch.no_grad()
+def _calibrate_batch_norm(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Give every BatchNorm the statistics of its real input (one forward pass on random data).
+
+    Trained networks have non-trivial running statistics; with these the zoo's outputs depend on the input
+    and BN folding is exercised with real means and variances.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batch
+    model.train()
+    model(torch.randn(*input_shape))
+    model.eval()

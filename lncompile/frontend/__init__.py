@@ -1,0 +1,1 @@
+"""Frontends: PyTorch modules (via torch.export) and ONNX files become lncompile IR."""

@@ -1,0 +1,91 @@
+"""ChamNet-A and ChamNet-B (arXiv 1812.08934), as released in facebookresearch/mobile-vision.
+
+Stage tables from `mobile_cv/arch/fbnet_v2/fbnet_modeldef_cls_chamnet.py` (`cham_a`, `cham_b`;
+../shared/reference/architectures.md §3.10). ChamNet adapts only the widths, depths and expansions of a
+MobileNetV2-style network: every block is a 3x3 inverted residual with ReLU, no SE.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ClassifierHead, ConvBNAct, InvertedResidual
+from .mobilenet import check_resolution
+from .registry import Published, register
+
+# Per model: (stem width, [(expansion, out channels, repeats, first stride), ...], head 1x1 conv width).
+_ARCHS: dict[str, tuple[int, list[tuple[int, int, int, int]], int]] = {
+    "a": (
+        32,
+        [(1, 24, 1, 1), (4, 40, 2, 2), (6, 48, 3, 2), (4, 96, 4, 2), (4, 160, 3, 1), (4, 248, 3, 2), (6, 480, 1, 1)],
+        2016,
+    ),
+    "b": (
+        24,
+        [(1, 16, 1, 1), (5, 40, 2, 2), (6, 40, 3, 2), (6, 92, 3, 2), (6, 104, 3, 1), (5, 200, 3, 2), (6, 384, 1, 1)],
+        1984,
+    ),
+}
+# BASIC_ARGS of the ChamNet defs: expanded widths are rounded to a multiple of 8.
+_WIDTH_DIVISOR = 8
+
+
+def _divisible_by(value: int, divisor: int = _WIDTH_DIVISOR) -> int:
+    """mobile-vision `hp.get_divisible_by`: nearest multiple of ``divisor`` (halves away from zero), >= divisor."""
+    if value % divisor == 0:
+        return value
+    return max(1, int(value / divisor + 0.5)) * divisor
+
+
+class ChamNet(nn.Module):
+    def __init__(self, variant: str, num_classes: int = 1000) -> None:
+        super().__init__()
+        stem, stages, head = _ARCHS[variant]
+        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, 2, act=nn.ReLU)]
+        in_ch = stem
+        for expansion, out, repeats, stride in stages:
+            for i in range(repeats):
+                mid = _divisible_by(in_ch * expansion)
+                layers.append(
+                    InvertedResidual(in_ch, out, 3, stride if i == 0 else 1, act=nn.ReLU, mid_channels=mid)
+                )
+                in_ch = out
+        layers.append(ConvBNAct(in_ch, head, 1, act=nn.ReLU))
+        self.features = nn.Sequential(*layers)
+        self.classifier = ClassifierHead(head, num_classes, dropout=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+_README = "facebookresearch/mobile-vision README ChamNet table (older Caffe2 release)"
+
+
+@register(
+    "chamnet_a",
+    family="chamnet",
+    resolution=224,
+    published=Published(6.2e6, 552.9e6, f"{_README}: ChamNet-A 224, 552.9 MFLOPs (= MAdds), 6.2M params"),
+)
+def chamnet_a(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
+    """ChamNet-A: the larger Chameleon-adapted MobileNetV2-style network (3x3 IR blocks, ReLU)."""
+    check_resolution("chamnet_a", resolution)
+    return ChamNet("a", num_classes)
+
+
+@register(
+    "chamnet_b",
+    family="chamnet",
+    resolution=192,
+    published=Published(
+        5.2e6,
+        323.3e6,
+        f"{_README}: ChamNet-B 192, 323.3 MFLOPs (= MAdds), 5.2M params; the fbnet_v2 def says input_size "
+        "224, but the released ChamNet-B checkpoint (and its figures) are at 192",
+    ),
+)
+def chamnet_b(resolution: int = 192, num_classes: int = 1000) -> nn.Module:
+    """ChamNet-B: the smaller Chameleon-adapted network, released at 192x192."""
+    check_resolution("chamnet_b", resolution)
+    return ChamNet("b", num_classes)

@@ -1,0 +1,210 @@
+"""Lowering: lncompile IR -> a TVM Relax IRModule (one ``main`` function, weights embedded as constants).
+
+One emitter per IR op. Ops Relax lacks are written out (hardswish = x * clip(x + 3, 0, 6) / 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backend.tvm_api import relax
+from ..errors import UnsupportedOpError
+from ..ir import Attrs, Graph, Node
+
+R = relax.op
+Expr = Any
+Emitter = Callable[["_Lowering", Node, Sequence[Expr]], Expr]
+EMITTERS: dict[str, Emitter] = {}
+
+
+def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
+    def deco(fn: Emitter) -> Emitter:
+        for op in ops:
+            EMITTERS[op] = fn
+        return fn
+
+    return deco
+
+
+class _Lowering:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.bb = relax.BlockBuilder()
+
+    def scalar(self, value: float, dtype: str = "float32") -> Expr:
+        return relax.const(np.array(value, dtype=dtype))
+
+    def clip(self, x: Expr, lo: float, hi: float) -> Expr:
+        if np.isinf(lo) and np.isinf(hi):
+            return x
+        if np.isinf(lo):
+            return R.minimum(x, self.scalar(hi))
+        if np.isinf(hi):
+            return R.maximum(x, self.scalar(lo))
+        return R.clip(x, float(lo), float(hi))
+
+
+# ---- convolution, normalization, dense -----------------------------------------------------------------
+
+@_emits("conv2d")
+def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    at = n.attrs
+    y = R.nn.conv2d(a[0], a[1], at["strides"], at["padding"], at["dilation"], at["groups"])
+    if len(a) > 2:
+        y = R.add(y, R.reshape(a[2], (1, -1, 1, 1)))
+    return y
+
+
+@_emits("batch_norm")
+def _batch_norm(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    out = R.nn.batch_norm(a[0], a[1], a[2], a[3], a[4], axis=1, epsilon=n.attrs["eps"], training=False)
+    return relax.TupleGetItem(lw.bb.emit(out), 0)
+
+
+@_emits("layer_norm")
+def _layer_norm(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    k = lw.graph.type_of(lw.graph.args(n.name)[1]).rank
+    rank = n.type.rank
+    return R.nn.layer_norm(a[0], a[1], a[2], list(range(rank - k, rank)), n.attrs["eps"])
+
+
+@_emits("linear")
+def _linear(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    return R.linear(a[0], a[1], a[2] if len(a) > 2 else None)
+
+
+_emits("matmul")(lambda lw, n, a: R.matmul(a[0], a[1]))
+
+# ---- elementwise ---------------------------------------------------------------------------------------
+
+for _op, _fn in {
+    "relu": R.nn.relu, "sigmoid": R.sigmoid, "silu": R.nn.silu, "tanh": R.tanh, "exp": R.exp, "sqrt": R.sqrt,
+    "erf": R.erf, "neg": R.negative, "abs": R.abs, "add": R.add, "sub": R.subtract, "mul": R.multiply,
+    "div": R.divide, "maximum": R.maximum, "minimum": R.minimum, "pow": R.power,
+}.items():  # fmt: skip
+    EMITTERS[_op] = (lambda fn: lambda lw, n, a: fn(*a))(_fn)
+
+_emits("identity", "dropout")(lambda lw, n, a: a[0])
+_emits("reciprocal")(lambda lw, n, a: R.divide(lw.scalar(1.0), a[0]))
+_emits("clip")(lambda lw, n, a: lw.clip(a[0], n.attrs["min"], n.attrs["max"]))
+_emits("leaky_relu")(lambda lw, n, a: R.nn.leakyrelu(a[0], n.attrs["alpha"]))
+_emits("prelu")(lambda lw, n, a: R.nn.prelu(a[0], a[1], axis=1))
+_emits("pow_scalar")(lambda lw, n, a: R.power(a[0], lw.scalar(n.attrs["exponent"])))
+
+
+@_emits("gelu")
+def _gelu(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    return R.nn.gelu_tanh(a[0]) if n.attrs.get("approximate", "none") == "tanh" else R.nn.gelu(a[0])
+
+
+@_emits("hardsigmoid")
+def _hardsigmoid(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    # relu6(x + 3) / 6, as PyTorch defines it
+    return R.divide(lw.clip(R.add(a[0], lw.scalar(3.0)), 0.0, 6.0), lw.scalar(6.0))
+
+
+@_emits("hardswish")
+def _hardswish(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    return R.multiply(a[0], _hardsigmoid(lw, n, a))
+
+
+# ---- reductions and pooling ----------------------------------------------------------------------------
+
+_emits("mean")(lambda lw, n, a: R.mean(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
+_emits("reduce_sum")(lambda lw, n, a: R.sum(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
+_emits("reduce_max")(lambda lw, n, a: R.max(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
+_emits("softmax")(lambda lw, n, a: R.nn.softmax(a[0], n.attrs["axis"]))
+_emits("adaptive_avg_pool2d")(lambda lw, n, a: R.nn.adaptive_avg_pool2d(a[0], n.attrs["output_size"]))
+
+
+@_emits("max_pool2d")
+def _max_pool2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    at = n.attrs
+    return R.nn.max_pool2d(a[0], at["kernel"], at["strides"], at["padding"], at.get("dilation", (1, 1)),
+                           at.get("ceil_mode", False))
+
+
+@_emits("avg_pool2d")
+def _avg_pool2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    at = n.attrs
+    return R.nn.avg_pool2d(a[0], at["kernel"], at["strides"], at["padding"], (1, 1), at.get("ceil_mode", False),
+                           at.get("count_include_pad", True))
+
+
+# ---- data movement -------------------------------------------------------------------------------------
+
+_emits("reshape")(lambda lw, n, a: R.reshape(a[0], n.attrs["shape"]))
+_emits("transpose")(lambda lw, n, a: R.permute_dims(a[0], list(n.attrs["perm"])))
+_emits("concat")(lambda lw, n, a: R.concat(list(a), n.attrs["axis"]))
+_emits("broadcast_to")(lambda lw, n, a: R.broadcast_to(a[0], n.attrs["shape"]))
+
+
+@_emits("split")
+def _split(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    indices = list(np.cumsum(n.attrs["sizes"])[:-1].tolist())
+    return R.split(a[0], indices, n.attrs["axis"])
+
+
+@_emits("slice")
+def _slice(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    at = n.attrs
+    return R.strided_slice(a[0], [at["axis"]], [at["start"]], [at["end"]], [at["step"]], assume_inbound=True)
+
+
+@_emits("pad")
+def _pad(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    flat = [p for pair in n.attrs["pads"] for p in pair]
+    return R.nn.pad(a[0], flat, "constant", n.attrs.get("value", 0.0))
+
+
+@_emits("resize2d")
+def _resize2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    at: Attrs = n.attrs
+    if at["method"] == "nearest":  # PyTorch 'nearest': floor(out_index * in / out)
+        return R.image.resize2d(a[0], at["size"], method="nearest_neighbor",
+                                coordinate_transformation_mode="asymmetric", rounding_method="floor")
+    mode = "align_corners" if at.get("align_corners") else "half_pixel"
+    return R.image.resize2d(a[0], at["size"], method="linear", coordinate_transformation_mode=mode)
+
+
+# ---- driver --------------------------------------------------------------------------------------------
+
+def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None) -> Any:
+    """Lower a verified IR graph to a Relax IRModule whose ``main`` takes the graph inputs in order."""
+    table = {**EMITTERS, **(emitters or {})}
+    lw = _Lowering(graph)
+    params = []
+    env: dict[str, Expr] = {}
+    for name in graph.input_names:
+        t = graph.record(name).type
+        var = relax.Var(name, relax.TensorType(t.shape, t.dtype))
+        params.append(var)
+        env[name] = var
+    with lw.bb.function("main", params):
+        with lw.bb.dataflow():
+            for name in graph.topo_order():
+                rec = graph.record(name)
+                if rec.op == "input":
+                    continue
+                if rec.op == "constant":
+                    env[name] = relax.const(np.ascontiguousarray(rec.value))
+                    continue
+                emitter = table.get(rec.op)
+                if emitter is None:
+                    raise UnsupportedOpError(f"no lowering for op {rec.op!r} (node %{name}, from {rec.source})")
+                args = [_value(env, lw, graph, v) for v in graph.args(name)]
+                env[name] = lw.bb.emit(emitter(lw, rec, args))
+            outs = [_value(env, lw, graph, v) for v in graph.outputs]
+            result = lw.bb.emit_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
+        lw.bb.emit_func_output(result)
+    return lw.bb.get()
+
+
+def _value(env: dict[str, Expr], lw: _Lowering, graph: Graph, v: Any) -> Expr:
+    expr = env[v.node]
+    if len(graph.record(v.node).outputs) > 1:
+        return lw.bb.emit(relax.TupleGetItem(expr, v.index))
+    return expr
