@@ -48,6 +48,11 @@ def conv_bn(
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, k, stride, pad, bias=False), nn.BatchNorm2d(out_ch))
 
 
+def conv_bn_valid(in_ch: int, out_ch: int) -> nn.Sequential:
+    """ImageNet stem conv0: 3x3 stride 2 'VALID' (224 -> 111) -> BN, no activation (TF ``_imagenet_stem``)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, 2, 0, bias=False), nn.BatchNorm2d(out_ch))
+
+
 def relu_conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReLU(), *conv_bn(in_ch, out_ch, kernel, stride))
 
@@ -302,17 +307,19 @@ class NasNetwork(nn.Module):
         return self.head(x)
 
 
-def conv_bn_valid(in_ch: int, out_ch: int) -> nn.Sequential:
-    """ImageNet stem conv0: 3x3 stride 2 'VALID' (224 -> 111) -> BN, no activation (TF ``_imagenet_stem``)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, 2, 0, bias=False), nn.BatchNorm2d(out_ch))
-
-
 # The smallest input for which every one of the 1 + 2 + 2 stride-2 steps still halves a >1 feature map.
 MIN_RESOLUTION = 32
 
 
-def check_knobs(model: str, filters: int, num_cells: int, resolution: int) -> None:
+def check_knobs(
+    model: str, filters: int, num_cells: int, resolution: int, stem_multiplier: float = 1.0
+) -> None:
     """Reject knob values the TF builders cannot take, with one clear message."""
+    if not isinstance(stem_multiplier, (int, float)) or int(32 * stem_multiplier) < 1:
+        raise UsageError(
+            f"{model}: stem_multiplier must be >= 1/32 (the stem conv has int(32 * m) filters), "
+            f"got {stem_multiplier!r}"
+        )
     if not isinstance(filters, int) or filters < 8:
         raise UsageError(f"{model}: filters must be an integer >= 8 (stem cells use F/4), got {filters!r}")
     if not isinstance(num_cells, int) or num_cells < 1:

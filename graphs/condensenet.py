@@ -59,7 +59,7 @@ class CondenseConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise UsageError(f"CondenseNet: {in_channels}->{out_channels} channels not divisible by {groups}")
+            raise ValueError(f"CondenseNet: {in_channels}->{out_channels} channels not divisible by {groups}")
         self.groups = groups
         self.conv = _PreActConv(in_channels, out_channels, 1, groups)
 

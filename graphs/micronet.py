@@ -156,11 +156,15 @@ class DynamicShiftMax(nn.Module):
 
 
 class Shuffle(nn.Module):
+    """ShuffleNet channel shuffle; the identity cases (1 group, or one channel per group) emit no ops."""
+
     def __init__(self, groups: int) -> None:
         super().__init__()
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups in (1, x.shape[1]):
+            return x
         return channel_shuffle(x, self.groups)
 
 
@@ -180,10 +184,13 @@ def micro_depthwise(channels: int, expand: tuple[int, int], kernel: int, stride:
 class MicroBlock(nn.Module):
     """Release ``DYMicroBlock`` (shuffle on, group pointwise, depth-sep on), three layouts by row:
 
-    * g1 == 0 (Micro-Block-A): micro depth-wise (expands) -> act -> shuffles -> 1x1 group conv -> act -> shuffles;
+    * g1 == 0 (the paper's Micro-Block-A, early rows): micro depth-wise conv (expands channels) -> act ->
+      shuffles -> 1x1 group conv -> linear act -> shuffles;
     * g4 == 0 (last row): 1x1 group conv (expands) -> optional linear DY-Shift-Max;
-    * otherwise (Micro-Block-B/C): 1x1 group conv (expands) -> act -> shuffle -> micro depth-wise ->
-      act -> shuffle -> 1x1 group conv -> act -> shuffles.
+    * otherwise (Micro-Block-B/C): 1x1 group conv (expands) -> act -> shuffle -> micro depth-wise conv ->
+      act -> shuffle -> 1x1 group conv -> linear act -> shuffles.
+
+    "act" is ReLU6 or DY-Shift-Max per the row's y flags; "linear act" is a J=1 DY-Shift-Max (or nothing).
 
     Residual iff stride 1 and in == out channels.
     """
@@ -255,6 +262,8 @@ class SwishLinear(nn.Sequential):
 
 
 class MicroNet(nn.Module):
+    """Stem -> micro blocks (one per table row and repeat) -> ReLU6 + GAP + h-swish -> two SwishLinear layers."""
+
     def __init__(self, cfg: MicroNetConfig, num_classes: int) -> None:
         super().__init__()
         g1, g2 = cfg.stem_groups

@@ -88,15 +88,26 @@ class MobileViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.local(x)
-        b, d, h, w = y.shape
-        p, nh, nw = _PATCH, h // _PATCH, w // _PATCH
-        # Unfold: (B, d, nh*p, nw*p) -> (B, p, p, nh, nw, d) -> (B*P, N, d): the transformer attends across the
-        # N patches separately for each of the P = p*p pixel positions (cvnets `unfolding`, written as a reshape).
-        t = y.reshape(b, d, nh, p, nw, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, nh * nw, d)
-        t = self.norm(self.transformer(t))
-        # Fold: the exact inverse permutation.
-        y = t.reshape(b, p, p, nh, nw, d).permute(0, 5, 3, 1, 4, 2).reshape(b, d, h, w)
+        t = self.norm(self.transformer(unfold_patches(y, _PATCH)))
+        y = fold_patches(t, y.shape, _PATCH)
         return self.fusion(torch.cat((x, self.proj(y)), dim=1))
+
+
+def unfold_patches(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, d, H, W) -> (B*p*p, N, d): row (b, i, j) holds pixel (i, j) of each of the N = HW/p^2 patches.
+
+    The transformer then attends across patches separately for each of the P = p*p pixel positions
+    (cvnets ``unfolding``), here written as one reshape/permute instead of nn.Unfold.
+    """
+    b, d, h, w = x.shape
+    nh, nw = h // p, w // p
+    return x.reshape(b, d, nh, p, nw, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, nh * nw, d)
+
+
+def fold_patches(t: torch.Tensor, shape: torch.Size, p: int) -> torch.Tensor:
+    """Exact inverse of :func:`unfold_patches` back to ``shape`` = (B, d, H, W)."""
+    b, d, h, w = shape
+    return t.reshape(b, p, p, h // p, w // p, d).permute(0, 5, 3, 1, 4, 2).reshape(b, d, h, w)
 
 
 class MobileViT(nn.Module):
@@ -105,7 +116,7 @@ class MobileViT(nn.Module):
         expansion, (stem, c1, c2), vit_stages, head = _VARIANTS[variant]
 
         def mv2(cin: int, cout: int, stride: int) -> InvertedResidual:
-            # cvnets InvertedResidual: hidden = make_divisible(round(cin * t), 8), SiLU, residual iff s1 and cin == cout.
+            # cvnets InvertedResidual: hidden = make_divisible(round(cin * t), 8), SiLU; residual iff s1, cin == cout.
             mid = make_divisible(round(cin * expansion), 8)
             return InvertedResidual(cin, cout, 3, stride, expansion, act=nn.SiLU, mid_channels=mid)
 
@@ -132,10 +143,10 @@ def _build(variant: str, resolution: int, num_classes: int) -> nn.Module:
     # Stride-2 stages take the map to resolution / 32 at the last MobileViT block, which must split into 2x2
     # patches; the release bilinearly resizes odd maps instead, a non-integer resize we do not model.
     step = _LAST_STRIDE * _PATCH
-    if resolution < step or resolution % step:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0 or resolution % step:
         raise UsageError(
             f"mobilevit_{variant} needs a resolution that is a positive multiple of {step} "
-            f"(its last stage splits the 1/32-scale map into 2x2 patches), got {resolution}"
+            f"(its last stage splits the 1/32-scale map into 2x2 patches), got {resolution!r}"
         )
     return MobileViT(variant, num_classes)
 
@@ -145,8 +156,10 @@ def _build(variant: str, resolution: int, num_classes: int) -> nn.Module:
     family="mobilevit",
     resolution=256,
     published=Published(
-        1.27e6, 0.42e9, "timm mobilevit_xxs (apple/ml-cvnets release weights): 1.27M params, 0.42 GMACs @256; "
-        "arXiv 2110.02178 Table (ImageNet) rounds to 1.3M and gives no FLOPs, so the release count is used"
+        1.27e6,
+        0.42e9,
+        "timm mobilevit_xxs (apple/ml-cvnets release weights): 1.27M params, 0.42 GMACs @256; "
+        "arXiv 2110.02178 Table (ImageNet) rounds to 1.3M and gives no FLOPs, so the release count is used",
     ),
 )
 def mobilevit_xxs(resolution: int = 256, num_classes: int = 1000) -> nn.Module:
@@ -159,8 +172,10 @@ def mobilevit_xxs(resolution: int = 256, num_classes: int = 1000) -> nn.Module:
     family="mobilevit",
     resolution=256,
     published=Published(
-        2.3e6, 1.05e9, "arXiv 2110.02178 Table (ImageNet) 2.3M params; MACs from timm mobilevit_xs "
-        "(cvnets release) 1.05 GMACs @256, the paper has none"
+        2.3e6,
+        1.05e9,
+        "arXiv 2110.02178 Table (ImageNet) 2.3M params; MACs from timm mobilevit_xs "
+        "(cvnets release) 1.05 GMACs @256, the paper has none",
     ),
 )
 def mobilevit_xs(resolution: int = 256, num_classes: int = 1000) -> nn.Module:
@@ -173,8 +188,10 @@ def mobilevit_xs(resolution: int = 256, num_classes: int = 1000) -> nn.Module:
     family="mobilevit",
     resolution=256,
     published=Published(
-        5.6e6, 2.03e9, "arXiv 2110.02178 Table (ImageNet) 5.6M params; MACs from timm mobilevit_s "
-        "(cvnets release) 2.03 GMACs @256, the paper has none"
+        5.6e6,
+        2.03e9,
+        "arXiv 2110.02178 Table (ImageNet) 5.6M params; MACs from timm mobilevit_s "
+        "(cvnets release) 2.03 GMACs @256, the paper has none",
     ),
 )
 def mobilevit_s(resolution: int = 256, num_classes: int = 1000) -> nn.Module:

@@ -62,7 +62,7 @@ def nasnet_a_mobile(
     num_classes: int = 1000,
 ) -> nn.Module:
     """NASNet-A Mobile (4 @ 1056): 3 stages of N=4 normal cells, F=44 (TF-slim mobile_imagenet_config)."""
-    check_knobs("nasnet_a_mobile", filters, num_cells, resolution)
+    check_knobs("nasnet_a_mobile", filters, num_cells, resolution, stem_multiplier)
     return NasNetwork(
         NASNET_A_NORMAL,
         NASNET_A_REDUCTION,

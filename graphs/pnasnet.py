@@ -50,7 +50,7 @@ def pnasnet5_mobile(
     num_classes: int = 1000,
 ) -> nn.Module:
     """PNASNet-5 Mobile: 3 stages of N=3 PNASNet-5 cells (reductions included), F=54 (TF-slim)."""
-    check_knobs("pnasnet5_mobile", filters, num_cells, resolution)
+    check_knobs("pnasnet5_mobile", filters, num_cells, resolution, stem_multiplier)
     return NasNetwork(
         PNASNET5_CELL,
         PNASNET5_CELL,

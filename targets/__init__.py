@@ -1,0 +1,118 @@
+"""Target presets as data: one JSON file per target in presets/ (or a user's own file).
+
+A preset names the TVM target (JSON form), the host target for GPU presets, the cross compiler for
+non-native CPUs, the default layout and thread count, and the pass rules (e.g. how MixConv and grouped 1x1
+convs are lowered on that target). ``"mcpu": "native"`` is resolved to this machine's CPU at build time.
+
+User presets: pass a path to a ``.json`` file as the target, or drop files into ``$LNCOMPILE_TARGETS``
+(a directory; default ``~/.config/lncompile/targets``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lncompile.errors import UnknownTargetError, UsageError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+_REQUIRED = ("name", "description", "arch", "tvm_target")
+_KNOWN = {*_REQUIRED, "host", "device", "cross_compiler", "cross_compiler_options", "layout", "threads", "pass_rules"}
+
+
+@dataclass(frozen=True)
+class TargetPreset:
+    name: str
+    description: str
+    arch: str  # the CPU architecture of the produced library: x86_64 | aarch64
+    tvm_target: dict[str, Any]
+    host: dict[str, Any] | None = None
+    device: str = "cpu"  # where the model runs: cpu | cuda
+    cross_compiler: str | None = None
+    cross_compiler_options: tuple[str, ...] = ()
+    layout: str = "NCHW"
+    threads: int = 0  # 0: all cores of the running machine
+    pass_rules: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def is_cross(self) -> bool:
+        return self.arch != platform.machine()
+
+    def with_arch(self, gpu_arch: str) -> TargetPreset:
+        """The same preset for another CUDA architecture (``--arch sm_87``)."""
+        if self.device != "cuda":
+            raise UsageError(f"--arch applies to CUDA targets; {self.name!r} is a {self.device} target")
+        if not gpu_arch.startswith("sm_") or not gpu_arch[3:].isdigit():
+            raise UsageError(f"bad CUDA architecture {gpu_arch!r}; expected e.g. sm_80, sm_87, sm_90")
+        return replace(self, tvm_target={**self.tvm_target, "arch": gpu_arch})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "arch": self.arch,
+            "device": self.device,
+            "tvm_target": self.tvm_target,
+            "host": self.host,
+            "cross_compiler": self.cross_compiler,
+            "layout": self.layout,
+            "threads": self.threads,
+            "pass_rules": self.pass_rules,
+        }
+
+
+def _parse(path: Path) -> TargetPreset:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"target preset {path} is not readable JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"target preset {path} must hold a JSON object")
+    missing = [k for k in _REQUIRED if k not in data]
+    unknown = sorted(set(data) - _KNOWN)
+    if missing or unknown:
+        problem = f"missing {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
+        raise UsageError(f"target preset {path}: {problem}")
+    if not isinstance(data["tvm_target"], dict) or "kind" not in data["tvm_target"]:
+        raise UsageError(f"target preset {path}: tvm_target must be a JSON object with a 'kind'")
+    data["cross_compiler_options"] = tuple(data.get("cross_compiler_options") or ())
+    return TargetPreset(**data, path=str(path))
+
+
+def _user_dir() -> Path:
+    return Path(os.environ.get("LNCOMPILE_TARGETS", Path.home() / ".config" / "lncompile" / "targets"))
+
+
+def presets() -> dict[str, TargetPreset]:
+    """Built-in presets, overridden or extended by the user's preset directory."""
+    found: dict[str, TargetPreset] = {}
+    for directory in (PRESET_DIR, _user_dir()):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.json")):
+                preset = _parse(path)
+                found[preset.name] = preset
+    return found
+
+
+def names() -> list[str]:
+    return sorted(presets())
+
+
+def get(name_or_path: str) -> TargetPreset:
+    """A preset by name, or from a JSON file path."""
+    if name_or_path.endswith(".json"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UnknownTargetError(f"target preset file {name_or_path} does not exist")
+        return _parse(path)
+    known = presets()
+    try:
+        return known[name_or_path]
+    except KeyError:
+        listing = ", ".join(sorted(known))
+        raise UnknownTargetError(f"unknown target {name_or_path!r}; known targets: {listing}") from None

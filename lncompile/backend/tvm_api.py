@@ -7,8 +7,12 @@ next upgrade is this file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +66,52 @@ def build_executable(mod: tvm.IRModule, target: tvm.target.Target) -> Any:
         return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
 
 
-def cross_compiler(compiler: str) -> Any:
+def cross_compiler(compiler: str, options: list[str] | None = None) -> Any:
     from tvm.support import cc
 
-    return cc.cross_compiler(compiler)
+    return cc.cross_compiler(compiler, options=options or None)
+
+
+# TVM 0.27's VM executable logs one unconditional warning per constant when it is saved or loaded
+# ("Scope Saving:" / "Scope Loaded:", src/runtime/vm/executable.cc): thousands of lines for a CNN.
+_NOISE = ("Scope Saving:", "Scope Loaded:")
+
+
+@contextlib.contextmanager
+def _filtered_native_stderr() -> Iterator[None]:
+    """Capture the C++ runtime's stderr, drop the known noise lines, pass everything else through."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in _NOISE):
+                    sys.stderr.write(line)
 
 
 def export_executable(executable: Any, path: str | os.PathLike, fcompile: Any = None) -> None:
     kwargs = {"fcompile": fcompile} if fcompile is not None else {}
-    executable.export_library(str(path), **kwargs)
+    with _filtered_native_stderr():
+        executable.export_library(str(path), **kwargs)
 
 
 def load_module(path: str | Path) -> Any:
-    return tvm.runtime.load_module(str(path))
+    with _filtered_native_stderr():
+        return tvm.runtime.load_module(str(path))
 
 
 def cpu_device() -> Any:
     return tvm.cpu(0)
+
+
+def cuda_device() -> Any:
+    return tvm.cuda(0)
 
 
 def tensor(array: np.ndarray, device: Any = None) -> Any:

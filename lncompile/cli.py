@@ -1,0 +1,207 @@
+"""The ``lncompile`` command line: build, run, list, targets.
+
+Errors are one line on stderr (``lncompile: error: ...``): exit status 2 for usage errors, 1 for failures.
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .errors import LncompileError, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise UsageError(f"bad shape {text!r}; write it like 1,3,224,224") from None
+    if not shape or any(d < 1 for d in shape):
+        raise UsageError(f"bad shape {text!r}; every dimension must be a positive integer")
+    return shape
+
+
+def _input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]] | None:
+    shapes = {}
+    for value in values:
+        name, sep, shape = value.rpartition("=")
+        if not sep or not name:
+            raise UsageError(f"bad --input-shape {value!r}; write NAME=1,3,224,224")
+        shapes[name] = _parse_shape(shape)
+    return shapes or None
+
+
+def _knobs(width_mult: float | None, depth_mult: float | None, extra: tuple[str, ...]) -> dict[str, Any]:
+    knobs: dict[str, Any] = {}
+    if width_mult is not None:
+        knobs["width_mult"] = width_mult
+    if depth_mult is not None:
+        knobs["depth_mult"] = depth_mult
+    for item in extra:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UsageError(f"bad --knob {item!r}; write NAME=VALUE")
+        try:
+            knobs[key.replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            knobs[key.replace("-", "_")] = raw
+    return knobs
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="lncompile")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """lncompile: compile lightweight neural networks (zoo names, PyTorch, ONNX) into fast shared libraries."""
+    ctx.obj = {"debug": debug}
+
+
+def model_options(fn: Any) -> Any:
+    options = [
+        click.option("--resolution", "-r", type=int, help="Input resolution (default: the model's paper value)."),
+        click.option("--batch", "-b", type=int, default=1, show_default=True, help="Batch size."),
+        click.option("--width-mult", type=float, help="Width multiplier (families that define one)."),
+        click.option("--depth-mult", type=float, help="Depth multiplier (families that define one)."),
+        click.option("--knob", "knob", multiple=True, metavar="NAME=VALUE", help="Any other model knob."),
+        click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=SHAPE",
+                     help="Static shape for an ONNX input with dynamic dims, e.g. input=1,3,224,224."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _import(model: str, resolution: int | None, batch: int, width_mult: float | None, depth_mult: float | None,
+            knob: tuple[str, ...], input_shape: tuple[str, ...]) -> Any:
+    from .frontend import import_model
+
+    return import_model(model, resolution=resolution, batch=batch, input_shapes=_input_shapes(input_shape),
+                        **_knobs(width_mult, depth_mult, knob))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model")
+@click.option("--target", "-t", default="x86", show_default=True, help="Target preset name or preset .json file.")
+@click.option("--arch", help="GPU architecture for CUDA targets, e.g. sm_87.")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
+              show_default=True, help="Where to write <name>-<target>.so and .json.")
+@model_options
+def build(model: str, target: str, arch: str | None, output_dir: Path, **model_opts: Any) -> None:
+    """Compile MODEL (a zoo name or an .onnx file) into a shared library for TARGET."""
+    from .api import compile_imported
+    from .targets import get as get_target
+
+    preset = get_target(target)
+    imported = _import(model, **model_opts)
+    compiled = compile_imported(imported, preset, arch=arch)
+    library = compiled.export(output_dir / f"{imported.name}-{preset.name}.so")
+    size_mb = library.stat().st_size / 1e6
+    click.echo(f"built {imported.name} for {preset.name} in {compiled.manifest['build_seconds']:.1f} s -> "
+               f"{library} ({size_mb:.1f} MB), manifest {library.with_suffix('.json')}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("library", type=click.Path(path_type=Path))
+@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Input .npy file (default: random normal data of the model's input shape).")
+@click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the (first) output to this .npy file.")
+def run(library: Path, input_path: Path | None, output_path: Path | None) -> None:
+    """Run a compiled LIBRARY on an input and print the output shape and top-5 classes."""
+    from .fileio import write_atomic
+    from .frontend import example_input
+    from .runtime import load
+
+    model = load(library)
+    if input_path is not None:
+        try:
+            x = np.load(input_path, allow_pickle=False)  # never unpickle untrusted input
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {input_path} as a .npy array: {e}") from None
+    else:
+        x = example_input(tuple(model.inputs[0]["shape"]))
+    out = model(x)
+    first = out[0] if isinstance(out, list) else out
+    click.echo(f"output shape: {tuple(first.shape)}")
+    flat = first.reshape(first.shape[0], -1)
+    for row, scores in enumerate(flat):
+        top = np.argsort(scores)[::-1][:5]
+        click.echo(f"top-5 [{row}]: " + ", ".join(f"{i} ({scores[i]:.4f})" for i in top))
+    if output_path is not None:
+        write_atomic(output_path, lambda tmp: np.save(tmp, first))
+        click.echo(f"wrote {output_path}")
+
+
+@cli.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_models(as_json: bool) -> None:
+    """List the model zoo: name, family, default resolution, knobs."""
+    from . import graphs
+
+    rows = []
+    for name in graphs.names():
+        s = graphs.spec(name)
+        row = {"name": name, "family": s.family, "resolution": s.resolution, "knobs": list(s.knobs),
+               "description": s.description}
+        if s.published is not None:
+            row["published"] = {"params": s.published.params, "macs": s.published.macs,
+                                "source": s.published.source}
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    fam = max(len(r["family"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['family']:<{fam}}  {r['resolution']:>4}  {', '.join(r['knobs'])}")
+
+
+@cli.command("targets", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_targets(as_json: bool) -> None:
+    """List target presets (built in, and those in $LNCOMPILE_TARGETS)."""
+    from .targets import presets
+
+    rows = [p.to_json() for p in presets().values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['arch']:<8} {r['device']:<5} {r['description']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="lncompile", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("lncompile: interrupted", err=True)
+        return 130
+    except click.ClickException as e:  # usage errors from click itself: one line, exit 2
+        click.echo(f"lncompile: error: {e.format_message()}", err=True)
+        return e.exit_code
+    except LncompileError as e:
+        if debug:
+            raise
+        click.echo(f"lncompile: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("lncompile: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

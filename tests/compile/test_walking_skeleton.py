@@ -1,0 +1,112 @@
+"""End to end on the host CPU: torch module / ONNX file / zoo model -> IR -> TVM -> .so -> numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lncompile
+from lncompile.errors import BuildError, RuntimeInputError
+from tests.conftest import relative_error
+
+pytestmark = pytest.mark.slow
+
+
+def test_compile_torch_module_matches_pytorch(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path) -> None:
+    compiled = lncompile.compile(tiny_block, "x86", example_input=tiny_input)
+    with torch.no_grad():
+        expected = tiny_block(torch.from_numpy(tiny_input)).numpy()
+    assert relative_error(compiled(tiny_input), expected) <= 1e-4
+
+    library = compiled.export(tmp_path / "tiny.so")
+    manifest = json.loads(library.with_suffix(".json").read_text())
+    assert manifest["inputs"] == [{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float32"}]
+    assert manifest["outputs"][0]["shape"] == [1, 10]
+    assert manifest["target"]["tvm_target"]["kind"] == "llvm"
+    assert set(manifest["versions"]) >= {"lncompile", "apache-tvm", "torch"}
+    assert len(manifest["ir_sha256"]) == 64
+
+    loaded = lncompile.load(library)
+    assert relative_error(loaded(tiny_input), expected) <= 1e-4
+    with pytest.raises(RuntimeInputError, match="shape"):
+        loaded(np.zeros((1, 3, 16, 16), np.float32))
+    with pytest.raises(RuntimeInputError, match="float32"):
+        loaded(tiny_input.astype(np.float64))
+
+    # `lncompile run` never unpickles: an object array in a .npy is refused with one line.
+    np.save(tmp_path / "evil.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    run = subprocess.run([sys.executable, "-m", "lncompile.cli", "run", str(library), "-i", str(tmp_path / "evil.npy")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "cannot read" in run.stderr
+
+
+def test_onnx_build_matches_onnxruntime(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "tiny.onnx"
+    torch.onnx.export(tiny_block, (torch.from_numpy(tiny_input),), str(onnx_path), dynamo=False, opset_version=13,
+                      input_names=["image"])
+    out_dir = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "lncompile.cli", "build", str(onnx_path), "-o", str(out_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    library = out_dir / "tiny-x86.so"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": tiny_input})[0]
+    assert relative_error(lncompile.load(library)(tiny_input), expected) <= 1e-4
+
+
+def test_cli_build_mobilenet_v2_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    """The headline: `lncompile build mobilenet_v2 --target x86 -o out/` gives PyTorch's numbers."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "lncompile.cli", "build", "mobilenet_v2", "--target", "x86",
+                             "-o", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Scope" not in result.stderr  # TVM's per-constant log spam is filtered
+    library = out / "mobilenet_v2-x86.so"
+    assert library.read_bytes()[:4] == b"\x7fELF" and library.read_bytes()[18] == 62  # EM_X86_64
+    assert not list(out.glob(".*"))  # no temporary leftovers
+
+    x = np.random.default_rng(3).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import numpy as np, lncompile
+        y = lncompile.load({str(library)!r})(np.load({str(tmp_path / 'x.npy')!r}))
+        np.save({str(tmp_path / 'y.npy')!r}, y)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    with torch.no_grad():
+        expected = lncompile.graphs.create("mobilenet_v2")(torch.from_numpy(x)).numpy()
+    assert relative_error(np.load(tmp_path / "y.npy"), expected) <= 1e-4
+
+    run = subprocess.run([sys.executable, "-m", "lncompile.cli", "run", str(library),
+                          "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y2.npy")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "output shape: (1, 1000)" in run.stdout
+    top1 = int(np.argmax(expected))
+    assert f"top-5 [0]: {top1} " in run.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "y2.npy"), np.load(tmp_path / "y.npy"), rtol=1e-6, atol=1e-6)
+
+
+def test_failed_export_leaves_no_partial_library(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from lncompile.backend import tvm_api
+
+    compiled = lncompile.compile(tiny_block, "x86", example_input=tiny_input)
+
+    def half_written(executable: object, path: str, fcompile: object = None) -> None:
+        Path(path).write_bytes(b"\x7fELF partial")
+        raise RuntimeError("linker died")
+
+    monkeypatch.setattr(tvm_api, "export_executable", half_written)
+    with pytest.raises(BuildError, match="linker died"):
+        compiled.export(tmp_path / "tiny.so")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,66 @@
+"""DiCENet: shapes, export, params/MACs vs the EdgeNets release table (several widths), fixed-resolution units."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lncompile.errors import UsageError
+from lncompile.graphs import registry
+from lncompile.graphs.dicenet import PUBLISHED_BY_WIDTH, DiCE
+
+
+def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
+    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
+    params = sum(p.numel() for p in model.parameters())
+    model.to("meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.randn(1, 3, resolution, resolution, device="meta"))
+    return params, fc.get_total_flops() / 2
+
+
+def test_forward_and_published_figures() -> None:
+    spec = registry.spec("dicenet")
+    model = registry.create("dicenet", resolution=64)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 1000)
+    assert torch.isfinite(out).all()
+
+    params, macs = _params_and_macs(registry.create("dicenet"), spec.resolution)
+    assert params == pytest.approx(spec.published.params, rel=0.02)
+    assert macs == pytest.approx(spec.published.macs, rel=0.05)
+
+
+@pytest.mark.parametrize("width", [0.2, 0.5, 0.75, 1.5, 1.75, 2.0])
+def test_widths_release_table(width: float) -> None:
+    # EdgeNets model_zoo README (MFLOPs) and dicenet_config.py RESULTS comment (params), all at 224.
+    published_params, published_macs = PUBLISHED_BY_WIDTH[width]
+    params, macs = _params_and_macs(registry.create("dicenet", width_mult=width))
+    assert params == pytest.approx(published_params, rel=0.02)
+    assert macs == pytest.approx(published_macs, rel=0.05)
+
+
+def test_exports() -> None:
+    model = registry.create("dicenet", resolution=64, num_classes=10)
+    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+
+
+def test_units_built_for_the_requested_resolution() -> None:
+    # Height/width-wise convs take the feature-map rows/columns as channels: 28/14/7 at 224, 12/6/3 at 96.
+    for resolution, sizes in ((224, {28, 14, 7}), (96, {12, 6, 3})):
+        model = registry.create("dicenet", resolution=resolution)
+        units = [m for m in model.modules() if isinstance(m, DiCE)]
+        assert len(units) == 3 + sum((3, 7, 3))
+        assert {u.conv_height.in_channels for u in units} == sizes
+        assert all(u.conv_width.groups == u.conv_width.in_channels for u in units)
+    # A model built for one resolution refuses another one with a clear error.
+    with pytest.raises(UsageError, match="resolution"):
+        registry.create("dicenet", resolution=96)(torch.randn(1, 3, 128, 128))
+
+
+@pytest.mark.parametrize("knobs", [{"width_mult": 0.3}, {"width_mult": 3.0}, {"resolution": 100}, {"resolution": 16}])
+def test_bad_knobs(knobs: dict) -> None:
+    with pytest.raises(UsageError):
+        registry.create("dicenet", **knobs)

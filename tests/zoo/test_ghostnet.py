@@ -1,0 +1,66 @@
+"""GhostNet: shapes, export, params/MACs vs paper Table 7 at 0.5x / 1.0x / 1.3x, bad knobs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lncompile.graphs import registry
+from lncompile.graphs.ghostnet import PUBLISHED_WIDTHS, GhostModule
+from torch.utils.flop_counter import FlopCounterMode
+
+from lncompile.errors import UsageError
+
+
+def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
+    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
+    params = sum(p.numel() for p in model.parameters())
+    model.to("meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.randn(1, 3, resolution, resolution, device="meta"))
+    return params, fc.get_total_flops() / 2
+
+
+def test_forward_and_published_figures() -> None:
+    spec = registry.spec("ghostnet")
+    model = registry.create("ghostnet")
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 1000)
+    assert torch.isfinite(out).all()
+
+    params, macs = _params_and_macs(model, spec.resolution)
+    assert params == pytest.approx(spec.published.params, rel=0.02)
+    assert macs == pytest.approx(spec.published.macs, rel=0.05)
+    # timm ghostnet_100 has 5,183,908 params (its classifier bias etc. agree; head 1280 is the same).
+    assert params == pytest.approx(5.18e6, rel=0.005)
+
+
+def test_exports() -> None:
+    model = registry.create("ghostnet", num_classes=10)
+    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+
+
+@pytest.mark.parametrize("width", [0.5, 1.3])
+def test_scaled_widths_paper_table7(width: float) -> None:
+    published_params, published_macs = PUBLISHED_WIDTHS[width]
+    params, macs = _params_and_macs(registry.create("ghostnet", width_mult=width))
+    assert params == pytest.approx(published_params, rel=0.02)
+    assert macs == pytest.approx(published_macs, rel=0.05)
+
+
+def test_width_rounding_divisor_4() -> None:
+    # 0.5x: stem make_divisible(8, 4) = 8; the head conv stays at 1280.
+    model = registry.create("ghostnet", width_mult=0.5)
+    assert model.features[0][0].out_channels == 8
+    assert model.head[1].out_channels == 1280
+    ghosts = [m for m in model.modules() if isinstance(m, GhostModule)]
+    # block 1 ghosts: 16 -> 8, 16 -> 8; block 2: 48 -> 24, 24 -> 12
+    assert [g.out_channels for g in ghosts[:4]] == [8, 8, 24, 12]
+    assert all(g.out_channels % 4 == 0 for g in ghosts)
+
+
+def test_bad_values() -> None:
+    with pytest.raises(UsageError):
+        registry.create("ghostnet", width_mult=0)
+    with pytest.raises(UsageError):
+        registry.create("ghostnet", resolution=8)
