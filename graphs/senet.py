@@ -5,10 +5,11 @@ Layouts are the original Caffe models (hujie-frank/SENet) as ported by Cadene / 
 
 * SE block on the residual branch, before the identity add: global pool -> 1x1 C -> C/r (bias) -> ReLU ->
   1x1 C/r -> C (bias) -> sigmoid -> rescale; r = 16 in every released model; then add, then ReLU.
-* SE-ResNet-50: ResNet-50 bottlenecks [3, 4, 6, 3], 7x7/2 stem; the stride sits in the bottleneck's *first 1x1*
-  (Caffe), not in the 3x3 as in torchvision ResNet.
-* SENet-154: ResNeXt-style bottlenecks [3, 8, 36, 3], 64 groups, 1x1 -> 2*planes, 3x3 grouped (stride) -> 4*planes,
-  1x1 -> 4*planes; stem of three 3x3 convs (64/2, 64, 128); down-sampling shortcuts are 3x3/2 convs; dropout 0.2.
+* SE-ResNet-50: ResNet-50 bottlenecks [3, 4, 6, 3], 7x7/2 stem; the stride sits in the bottleneck's
+  *first 1x1* (Caffe), not in the 3x3 as in torchvision ResNet.
+* SENet-154: ResNeXt-style bottlenecks [3, 8, 36, 3], 64 groups, 1x1 -> 2*planes, 3x3 grouped (stride)
+  -> 4*planes, 1x1 -> 4*planes; stem of three 3x3 convs (64/2, 64, 128); down-sampling shortcuts are
+  3x3/2 convs; dropout 0.2.
 * Both: 3x3/2 max-pool with ceil_mode after the stem (Caffe rounding), global average pool, FC.
 """
 
@@ -33,21 +34,31 @@ _PLANES = (64, 128, 256, 512)
 class _SENetConfig:
     layers: tuple[int, int, int, int]
     groups: int
-    resnext: bool  # SENet-154 bottleneck (2x/4x widths, stride in the 3x3) vs SE-ResNet bottleneck (stride in the 1x1)
+    resnext: bool  # SENet-154 bottleneck (2x/4x widths, stride in the 3x3) vs SE-ResNet (stride in 1x1)
     deep_stem: bool  # three 3x3 convs (64/2, 64, 128) instead of one 7x7/2 (64)
     downsample_kernel: int  # kernel of the projection shortcut of stages 2-4 (stage 1 always uses 1x1)
     dropout: float
 
 
-_SERESNET50 = _SENetConfig(layers=(3, 4, 6, 3), groups=1, resnext=False, deep_stem=False, downsample_kernel=1, dropout=0.0)
-_SENET154 = _SENetConfig(layers=(3, 8, 36, 3), groups=64, resnext=True, deep_stem=True, downsample_kernel=3, dropout=0.2)
+_SERESNET50 = _SENetConfig(
+    layers=(3, 4, 6, 3), groups=1, resnext=False, deep_stem=False, downsample_kernel=1, dropout=0.0
+)
+_SENET154 = _SENetConfig(
+    layers=(3, 8, 36, 3), groups=64, resnext=True, deep_stem=True, downsample_kernel=3, dropout=0.2
+)
 
 
 class SEBottleneck(nn.Module):
     """1x1 -> 3x3 (grouped) -> 1x1 (linear) -> SE -> + shortcut -> ReLU."""
 
     def __init__(
-        self, cin: int, planes: int, stride: int, cfg: _SENetConfig, reduction: int, downsample: nn.Module | None
+        self,
+        cin: int,
+        planes: int,
+        stride: int,
+        cfg: _SENetConfig,
+        reduction: int,
+        downsample: nn.Module | None,
     ) -> None:
         super().__init__()
         cout = planes * 4
@@ -78,10 +89,10 @@ class SENet(nn.Module):
             stem = [ConvBNAct(3, 64, 7, 2)]
             in_ch = 64
         layers: list[nn.Module] = [*stem, nn.MaxPool2d(3, 2, ceil_mode=True)]
-        for stage, (planes, blocks) in enumerate(zip(_PLANES, cfg.layers)):
+        for stage, (planes, blocks) in enumerate(zip(_PLANES, cfg.layers, strict=True)):
             stride = 1 if stage == 0 else 2
             kernel = 1 if stage == 0 else cfg.downsample_kernel
-            # Projection (conv + BN, no ReLU) on the first block of each stage: stride 2 or 64/128 -> 256 channels.
+            # Projection (conv + BN, no ReLU) on every stage's first block: stride 2, or 64/128 -> 256.
             downsample = ConvBNAct(in_ch, planes * 4, kernel, stride, act=None)
             layers.append(SEBottleneck(in_ch, planes, stride, cfg, reduction, downsample))
             in_ch = planes * 4
@@ -94,7 +105,10 @@ class SENet(nn.Module):
 
 
 def _spatial_ops(cfg: _SENetConfig) -> list[SpatialOp]:
-    stem: list[SpatialOp] = [(3, 2, 1, False), (3, 1, 1, False), (3, 1, 1, False)] if cfg.deep_stem else [(7, 2, 3, False)]
+    if cfg.deep_stem:
+        stem: list[SpatialOp] = [(3, 2, 1, False), (3, 1, 1, False), (3, 1, 1, False)]
+    else:
+        stem = [(7, 2, 3, False)]
     # Stride-2 convs of stages 2-4: 1x1/pad 0 (SE-ResNet) or 3x3/pad 1 (SENet-154) give the same sizes.
     return [*stem, (3, 2, 0, True)] + [(1, 2, 0, False)] * 3
 
@@ -102,7 +116,9 @@ def _spatial_ops(cfg: _SENetConfig) -> list[SpatialOp]:
 def _build(name: str, cfg: _SENetConfig, reduction: int, resolution: int, num_classes: int) -> nn.Module:
     # The narrowest SE input is 256 channels; keep at least one reduced channel.
     if isinstance(reduction, bool) or not isinstance(reduction, int) or not 1 <= reduction <= 256:
-        raise UsageError(f"{name}: reduction must be an integer in [1, 256] (paper: 2, 4, 8, 16, 32), got {reduction!r}")
+        raise UsageError(
+            f"{name}: reduction must be an integer in [1, 256] (paper: 2, 4, 8, 16, 32), got {reduction!r}"
+        )
     check_num_classes(name, num_classes)
     feature_size(name, resolution, _spatial_ops(cfg))
     return SENet(cfg, reduction, num_classes)

@@ -21,7 +21,7 @@ SpatialOp = tuple[int, int, int, bool]
 
 
 def _walk(resolution: int, ops: Sequence[SpatialOp]) -> int | None:
-    """Feature-map side after ``ops`` (PyTorch output-size rule), or None when some op gets too small an input."""
+    """Feature-map side after ``ops`` (PyTorch size rule), or None when some op gets too small an input."""
     size = resolution
     for kernel, stride, padding, ceil_mode in ops:
         span = size + 2 * padding - kernel
@@ -32,7 +32,7 @@ def _walk(resolution: int, ops: Sequence[SpatialOp]) -> int | None:
 
 
 def feature_size(name: str, resolution: int, ops: Sequence[SpatialOp]) -> int:
-    """Feature-map side after ``ops``; UsageError when ``resolution`` is not a size or too small for some op."""
+    """Feature-map side after ``ops``; UsageError when ``resolution`` is not a size or is too small."""
     if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1:
         raise UsageError(f"{name}: resolution must be a positive integer, got {resolution!r}")
     size = _walk(resolution, ops)
@@ -62,9 +62,17 @@ class Fire(nn.Module):
         return torch.cat([self.expand1x1(s), self.expand3x3(s)], dim=1)
 
 
-# Fire modules fire2..fire9 as (squeeze s1x1, expand e1x1, expand e3x3): paper Table 1, identical in v1.0 and v1.1.
-_FIRES = [(16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
-          (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256)]
+# fire2..fire9 as (squeeze s1x1, expand e1x1, expand e3x3): paper Table 1, the same in v1.0 and v1.1.
+_FIRES = [
+    (16, 64, 64),
+    (16, 64, 64),
+    (32, 128, 128),
+    (32, 128, 128),
+    (48, 192, 192),
+    (48, 192, 192),
+    (64, 256, 256),
+    (64, 256, 256),
+]
 
 # version -> (conv1 channels, conv1 kernel, fire indices (0 = fire2) that a 3x3/2 max-pool precedes).
 _VERSIONS = {
@@ -79,7 +87,11 @@ class SqueezeNet(nn.Module):
     def __init__(self, version: str, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
         stem_ch, stem_k, pools_before = _VERSIONS[version]
-        layers: list[nn.Module] = [nn.Conv2d(3, stem_ch, stem_k, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, stem_ch, stem_k, stride=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+        ]
         in_ch = stem_ch
         for i, (s, e1, e3) in enumerate(_FIRES):
             if i in pools_before:
@@ -90,7 +102,11 @@ class SqueezeNet(nn.Module):
         self.features = nn.Sequential(*layers)
         # Head: dropout -> conv10 (1x1 to classes, with ReLU as in the release) -> global average pool.
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Conv2d(in_ch, num_classes, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)
+            nn.Dropout(dropout),
+            nn.Conv2d(in_ch, num_classes, 1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,5 +154,5 @@ def squeezenet1_0(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
     ),
 )
 def squeezenet1_1(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
-    """SqueezeNet 1.1: 3x3/2 conv (64) stem, same Fire modules, pools after conv1/fire3/fire5 (2.4x cheaper)."""
+    """SqueezeNet 1.1: 3x3/2 conv (64) stem, same Fires, pools after conv1/fire3/fire5 (2.4x cheaper)."""
     return _build("1_1", resolution, num_classes)

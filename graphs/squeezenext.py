@@ -1,15 +1,15 @@
 """SqueezeNeXt 1.0-SqNxt-23 (arXiv 1803.10615) with the paper's width multiplier (1.0 / 1.5 / 2.0-SqNxt-23).
 
-Structure from the authors' Caffe release (amirgholami/SqueezeNext ``1.0-SqNxt-23/train_val.prototxt`` and
-``2.0-SqNxt-23/train_val.prototxt``), cross-checked with ../shared/reference/architectures.md §3.21 and osmr's port:
+Structure from the authors' Caffe release (amirgholami/SqueezeNext ``1.0-SqNxt-23/train_val.prototxt``,
+``2.0-SqNxt-23/train_val.prototxt``), cross-checked with ../shared/reference/architectures.md §3.21 and osmr:
 
 * every conv is conv (no bias) -> BN -> ReLU, including the unit's last 1x1 and the projection shortcut;
   the unit output is ReLU(branch + shortcut);
-* the first unit of every stage has a 1x1 projection shortcut (carrying the stride), later units are identity
-  (the 2.0 release projects even its 64 -> 64 first unit, so "first of stage" is the rule, not "shape changes");
+* the first unit of every stage has a 1x1 projection shortcut (carrying the stride), later units are
+  identity (the 2.0 release projects even its 64 -> 64 first unit: "first of stage" is the rule);
 * the two separable convs alternate order unit by unit: 3x1 then 1x3 in odd units, 1x3 then 3x1 in even ones;
-* the width multiplier scales only the four stage widths: the 2.0 release keeps the 64-channel 7x7 stem and the
-  128-channel final 1x1 conv (osmr's port scales those too, which is why its 2.0 count is 2.58M);
+* the width multiplier scales only the four stage widths: the 2.0 release keeps the 64-channel 7x7 stem
+  and the 128-channel final 1x1 conv (osmr's port scales those too, hence its 2.58M for 2.0);
 * the classifier is global average pool -> FC without bias, as in the prototxt.
 """
 
@@ -25,7 +25,8 @@ from .squeezenet import SpatialOp, check_num_classes, feature_size
 
 _STEM_CHANNELS = 64
 _FINAL_CHANNELS = 128
-# (output channels at width 1.0, units, stride of the first unit): prototxt Eltwise layers, "23" = conv1 + 21 units + FC.
+# (output channels at width 1.0, units, stride of the first unit), read off the prototxt's Eltwise layers;
+# "23" = conv1 + 21 units + FC.
 _STAGES_23 = [(32, 6, 1), (64, 6, 2), (128, 8, 2), (256, 1, 2)]
 
 
@@ -33,7 +34,9 @@ def _conv_bn_relu(
     cin: int, cout: int, kernel: tuple[int, int], stride: int = 1, padding: tuple[int, int] | None = None
 ) -> nn.Sequential:
     padding = padding if padding is not None else (kernel[0] // 2, kernel[1] // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
 
 
 class SqnxtUnit(nn.Module):
@@ -86,7 +89,13 @@ class SqueezeNext(nn.Module):
 
 
 # Stem conv 7x7/2 pad 0, ceil-mode 3x3/2 pool, then three stride-2 1x1 convs (pad 0).
-_SPATIAL: list[SpatialOp] = [(7, 2, 0, False), (3, 2, 0, True), (1, 2, 0, False), (1, 2, 0, False), (1, 2, 0, False)]
+_SPATIAL: list[SpatialOp] = [
+    (7, 2, 0, False),
+    (3, 2, 0, True),
+    (1, 2, 0, False),
+    (1, 2, 0, False),
+    (1, 2, 0, False),
+]
 
 
 @register(
@@ -96,16 +105,23 @@ _SPATIAL: list[SpatialOp] = [(7, 2, 0, False), (3, 2, 0, True), (1, 2, 0, False)
     published=Published(
         0.72e6,
         282e6,
-        "arXiv 1803.10615 Table 2, 1.0-SqNxt-23 (0.72M params, 282M MACs) as quoted by architectures.md §3.21, "
-        "not re-read in the paper [U]; the Caffe release (227 crop) counts 717,280 params; osmr 724,056 / 287.28M",
+        "arXiv 1803.10615 Table 2, 1.0-SqNxt-23 (0.72M params, 282M MACs) as quoted by architectures.md "
+        "§3.21, not re-read in the paper [U]; the Caffe release (227 crop) counts 717,280 params; "
+        "osmr 724,056 / 287.28M",
     ),
 )
 def squeezenext23(width_mult: float = 1.0, resolution: int = 227, num_classes: int = 1000) -> nn.Module:
-    """SqueezeNeXt-23: two-stage 1x1 squeeze, separable 3x1/1x3 convs, 1x1 expand, residual add; no depthwise."""
+    """SqueezeNeXt-23: two-stage 1x1 squeeze, separable 3x1/1x3 convs, 1x1 expand, residual add."""
     name = "squeezenext23"
     # Widths are int(32 * w); the narrowest unit squeezes its input by 4 (4 channels at 32 * w = 16).
-    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not 0.5 <= width_mult <= 4.0:
-        raise UsageError(f"{name}: width_mult must be a number in [0.5, 4] (paper: 1.0, 1.5, 2.0), got {width_mult!r}")
+    if (
+        isinstance(width_mult, bool)
+        or not isinstance(width_mult, (int, float))
+        or not 0.5 <= width_mult <= 4.0
+    ):
+        raise UsageError(
+            f"{name}: width_mult must be a number in [0.5, 4] (paper: 1.0, 1.5, 2.0), got {width_mult!r}"
+        )
     check_num_classes(name, num_classes)
     feature_size(name, resolution, _SPATIAL)
     return SqueezeNext(float(width_mult), num_classes)
