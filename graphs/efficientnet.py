@@ -84,7 +84,7 @@ def round_repeats(repeats: int, depth_mult: float, rounding: str = "ceil") -> in
     official TinyNet code calls; none of the released TinyNet configs hits an exact .5.
     """
     scaled = repeats * depth_mult
-    return max(1, round(scaled)) if rounding == "round" else int(math.ceil(scaled))
+    return max(1, round(scaled)) if rounding == "round" else math.ceil(scaled)
 
 
 def scale_stages(

@@ -154,8 +154,10 @@ class MixNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-# Paper figures (MixConv Table 2 / Figure 1 data: S 4.1M / 256M, M 5.0M / 360M, L 7.3M / 565M; listed as [U] in
-# architectures.md §6, corroborated by OpenVINO's mixnet-l spec (7.3M, 0.565 GFLOPs) and timm's counts 4.13M / 5.01M).
+# Paper figures (MixConv ImageNet table: S 4.1M / 256M, M 5.0M / 360M, L 7.3M / 565M). architectures.md §6 lists them
+# as not re-read from the PDF; they are corroborated by OpenVINO's mixnet-l spec (7.3M, 0.565 GFLOPs) and the
+# exact release parameter counts 4,134,606 / 5,014,382 (timm, osmr). Conv/linear MACs of the official
+# architecture are 239M / 339M, 6.6 % / 5.8 % under the paper's S/M rows (L: 555M, -1.7 %).
 @register(
     "mixnet_s",
     family="mixnet",

@@ -33,6 +33,7 @@ def check_resolution(model: str, resolution: int, minimum: int = MIN_RESOLUTION)
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < minimum:
         raise UsageError(f"{model}: resolution must be an integer >= {minimum}, got {resolution!r}")
 
+
 # (out channels, repeats, first stride) of the depthwise-separable stages, paper Table 1 / TF-slim _CONV_DEFS.
 _V1_STAGES = [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2)]
 

@@ -135,7 +135,7 @@ def create(name: str, *, resolution: int | None = None, num_classes: int = 1000,
         accepted = ", ".join(s.knobs) or "none"
         raise UsageError(f"model {name!r} has no knob {', '.join(unknown)}; its knobs: {accepted}")
     knobs = {k: v for k, v in knobs.items() if v is not None}
-    resolution = resolution or s.resolution
+    resolution = s.resolution if resolution is None else resolution
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ZOO_SEED)
         model = s.factory(resolution=resolution, num_classes=num_classes, **s.preset, **knobs)

@@ -7,6 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+# Tests run beside other processes on 2 cores: one intra-op thread avoids oversubscription (10x slowdowns seen).
+torch.set_num_threads(1)
+
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     """max |actual - expected| / max |expected|: the issue's "difference relative to output scale"."""

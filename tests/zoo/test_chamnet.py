@@ -1,0 +1,61 @@
+"""ChamNet A / B zoo models: build, run, published params/MAdds at their release resolutions, bad knobs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lncompile import graphs
+from lncompile.errors import UsageError
+
+MODELS = ["chamnet_a", "chamnet_b"]
+
+
+def _params_macs(name: str, resolution: int | None = None) -> tuple[int, float]:
+    """Parameter count and multiply-adds at batch 1, counted on the meta device straight from the factory."""
+    spec = graphs.spec(name)
+    resolution = resolution or spec.resolution
+    with torch.device("meta"):
+        model = spec.factory(resolution=resolution, num_classes=1000, **spec.preset).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, resolution, resolution))
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_runs_at_reduced_resolution(name: str) -> None:
+    model = graphs.create(name, resolution=64, num_classes=10)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 10)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_matches_published_figures(name: str) -> None:
+    pub = graphs.spec(name).published
+    assert pub is not None
+    params, macs = _params_macs(name)
+    assert abs(params / pub.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub.params / 1e6}M"
+    assert abs(macs / pub.macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub.macs / 1e6}M"
+    # The release's MFLOPs (552.9 / 323.3) are reproduced to the printed digit.
+    assert round(macs / 1e6, 1) == round(pub.macs / 1e6, 1)
+
+
+def test_default_resolutions() -> None:
+    # ChamNet-B's released checkpoint and figures are 192x192 (the fbnet_v2 def's input_size 224 is not).
+    assert graphs.spec("chamnet_a").resolution == 224
+    assert graphs.spec("chamnet_b").resolution == 192
+
+
+def test_exports() -> None:
+    model = graphs.create("chamnet_b", resolution=64)
+    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("knobs", [{"resolution": 8}, {"resolution": 200.5}, {"width_mult": 0.5}])
+def test_bad_knobs_raise_usage_error(name: str, knobs: dict) -> None:
+    with pytest.raises(UsageError):
+        graphs.create(name, **knobs)
