@@ -141,6 +141,20 @@ def run(library: Path, input_path: Path | None, output_path: Path | None) -> Non
         click.echo(f"wrote {output_path}")
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help='Print {"params": int, "macs": int, "layers": [...]}.')
+@click.option("--all-layers", is_flag=True, help="Show every op, not only those with parameters or MACs.")
+@model_options
+def profile(model: str, as_json: bool, all_layers: bool, **model_opts: Any) -> None:
+    """Per-layer parameters and multiply-adds of MODEL (zoo name or .onnx), counted on the IR at batch 1."""
+    from .analysis.profile import format_profile
+    from .analysis.profile import profile as count
+
+    result = count(_import(model, **model_opts).graph)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else format_profile(result, all_layers=all_layers))
+
+
 @cli.command("list", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_models(as_json: bool) -> None:

@@ -1,0 +1,1 @@
+"""Analyses of the IR that need no compiler: parameter and multiply-add counts."""

@@ -1,0 +1,66 @@
+"""Every zoo family traces to the IR, compiles for x86 and matches PyTorch; the IR profile counts correctly.
+
+One model per family at a reduced resolution keeps this CI-sized; bench/zoo_compile.py runs every model at
+its paper resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import lncompile
+from lncompile import graphs
+from lncompile.analysis.profile import profile
+from lncompile.errors import UsageError
+from lncompile.frontend.torch_export import from_torch
+from tests.conftest import relative_error
+
+REDUCED_RESOLUTIONS = (64, 96, 128, 160, 192, 256)
+
+
+def one_per_family() -> list[str]:
+    first: dict[str, str] = {}
+    for name in graphs.names():
+        first.setdefault(graphs.spec(name).family, name)
+    return sorted(first.values())
+
+
+def create_small(name: str) -> tuple[torch.nn.Module, np.ndarray]:
+    for resolution in REDUCED_RESOLUTIONS:
+        try:
+            model = graphs.create(name, resolution=resolution)
+        except UsageError:
+            continue
+        x = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+        return model, x
+    raise AssertionError(f"{name} accepts none of {REDUCED_RESOLUTIONS}")
+
+
+def test_every_family_is_represented() -> None:
+    families = {graphs.spec(n).family for n in graphs.names()}
+    assert len(families) >= 20, sorted(families)
+
+
+@pytest.mark.parametrize("name", one_per_family())
+def test_ir_profile_matches_pytorch_counts(name: str) -> None:
+    model, x = create_small(name)
+    graph = from_torch(model, torch.from_numpy(x))
+    counted = profile(graph)
+    assert counted.params == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as flops, torch.no_grad():
+        model(torch.from_numpy(x))
+    # FlopCounterMode counts 2 FLOPs per multiply-add for conv, linear and matmul.
+    assert counted.macs == pytest.approx(flops.get_total_flops() / 2, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", one_per_family())
+def test_family_compiles_for_x86_and_matches_pytorch(name: str) -> None:
+    model, x = create_small(name)
+    compiled = lncompile.compile(model, "x86", example_input=x)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert relative_error(compiled(x), expected) <= 1e-4
