@@ -140,8 +140,13 @@ def create(name: str, *, resolution: int | None = None, num_classes: int = 1000,
         torch.manual_seed(ZOO_SEED)
         model = s.factory(resolution=resolution, num_classes=num_classes, **s.preset, **knobs)
         _init_weights(model)
-        _calibrate_batch_norm(model, s.input_shape(resolution, batch=2))
+        _calibrate_batch_norm(model, s.input_shape(resolution, batch=_calibration_batch(resolution)))
     return model.eval()
+
+
+def _calibration_batch(resolution: int) -> int:
+    """Enough images that each BN sees about as many samples as 4 images at 224 give (at most 32)."""
+    return max(4, min(32, round(4 * (224 / resolution) ** 2)))
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -166,17 +171,31 @@ def _init_weights(model: nn.Module) -> None:
 
 @torch.no_grad()
 def _calibrate_batch_norm(model: nn.Module, input_shape: tuple[int, ...]) -> None:
-    """Give every BatchNorm the statistics of its real input (one forward pass on random data).
+    """Give every BatchNorm the statistics of its real input (one eval-mode pass on random data).
 
-    Trained networks have non-trivial running statistics; with these the zoo's outputs depend on the input
-    and BN folding is exercised with real means and variances.
+    Each BN takes the mean and variance of the input it sees, in forward order, so every layer downstream is
+    calibrated on already-normalized activations: trained networks look like this, outputs stay well scaled
+    (float32 round-off does not swamp comparisons) and BN folding is exercised with real statistics.
+    Train-mode calibration is not enough: layer by layer the eval-mode inputs drift from the batch
+    statistics, and in deep nets (TinyNet, SENet-154) activations then grow to 1e3 and beyond.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batch
-    model.train()
-    model(torch.randn(*input_shape))
-    model.eval()
+
+    def take_input_statistics(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0]
+        dims = [0, *range(2, x.dim())]
+        module.running_mean.copy_(x.mean(dims))
+        var = x.var(dims, unbiased=False)
+        # A channel that is (nearly) constant on the calibration data (e.g. dead after ReLU) would divide by
+        # ~eps and amplify float round-off 300x; trained BNs do not, so floor it at 1% of the layer's mean.
+        module.running_var.copy_(var.clamp_min(0.01 * float(var.mean()) + 1e-8))
+
+    handles = [m.register_forward_pre_hook(take_input_statistics) for m in norms]
+    try:
+        model.eval()
+        model(torch.randn(*input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
