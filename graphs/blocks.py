@@ -97,7 +97,7 @@ class InvertedResidual(nn.Module):
         mid_channels: int | None = None,
     ) -> None:
         super().__init__()
-        mid = mid_channels or int(round(in_channels * expand_ratio))
+        mid = mid_channels or round(in_channels * expand_ratio)
         layers: list[nn.Module] = []
         if mid != in_channels:
             layers.append(ConvBNAct(in_channels, mid, 1, act=act))

@@ -18,11 +18,22 @@ def _preset(target: Any, arch: str | None = None) -> Any:
     return preset.with_arch(arch) if arch else preset
 
 
-def compile_imported(imported: ImportedModel, target: Any = "x86", *, arch: str | None = None) -> CompiledModel:
-    """Compile IR that a frontend produced (the CLI and :func:`compile` share this)."""
+def compile_imported(imported: ImportedModel, target: Any = "x86", *, arch: str | None = None,
+                     passes: bool = True, tuning_log: Any = None) -> CompiledModel:
+    """Compile IR that a frontend produced (the CLI and :func:`compile` share this).
+
+    With ``passes`` the target's graph-pass pipeline (BN folding, fusion...) runs between import and build;
+    the manifest then records each pass's statistics, and ``ir_sha256`` is the hash of the IR that was built.
+    """
     preset = _preset(target, arch)
     graph = imported.graph
-    result = build(graph, preset)
+    pass_stats: list[dict[str, Any]] = []
+    if passes:
+        from .passes.pipeline import optimize
+
+        optimized = optimize(graph, preset)
+        graph, pass_stats = optimized.graph, [s.to_json() for s in optimized.stats]
+    result = build(graph, preset, tuning_log=tuning_log)  # tuning_log: a log dir, None (shipped logs), False
     inputs, outputs = tensor_specs(graph)
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -39,13 +50,22 @@ def compile_imported(imported: ImportedModel, target: Any = "x86", *, arch: str 
         "source": imported.source,
         "versions": package_versions(),
         "ir_sha256": ir_hash(graph),
+        "imported_ir_sha256": ir_hash(imported.graph),
+        "passes": pass_stats,
         "build_seconds": round(result.seconds, 3),
+        "tuning": result.tuning,
         "created": now_iso(),
     }
-    if preset.is_cross:
-        # Code for another CPU cannot run here; the executable can still be exported.
+    if preset.is_cross or (preset.device == "cuda" and not _has_gpu()):
+        # Code for another CPU (or a GPU this machine lacks) cannot run here; it can still be exported.
         return _CrossCompiled(result, preset, manifest, graph)
     return CompiledModel(result.executable, manifest, build=result, preset=preset, graph=graph)
+
+
+def _has_gpu() -> bool:
+    from .backend import tvm_api
+
+    return tvm_api.cuda_available()
 
 
 class _CrossCompiled(CompiledModel):
@@ -57,6 +77,9 @@ class _CrossCompiled(CompiledModel):
     def __call__(self, *arrays: Any) -> Any:
         from .errors import UsageError
 
+        if self._preset.device == "cuda" and not self._preset.is_cross:
+            raise UsageError("this model was compiled for a CUDA GPU and this machine has none; export it and "
+                             "run it where one is (or measure it there with `lncompile bench --rpc`)")
         raise UsageError(f"this model was compiled for {self._preset.arch}; export it and run it on the board "
                          f"(or with `lncompile run`, which emulates it with qemu)")
 
@@ -70,14 +93,17 @@ def compile(
     batch: int = 1,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     arch: str | None = None,
+    passes: bool = True,
+    tuning_log: Any = None,
     **knobs: Any,
 ) -> CompiledModel:
     """Compile ``model`` for ``target``.
 
     ``model`` is a zoo name (``"mobilenet_v2"``, with knobs such as ``width_mult=0.5``), a ``torch.nn.Module``
     or an ONNX file path / ``onnx.ModelProto``. ``example_input`` is an array or a shape (required for a
-    module). Returns a callable :class:`CompiledModel`; ``.export(path)`` writes the ``.so`` and manifest.
+    module). ``passes=False`` skips the graph passes. Returns a callable :class:`CompiledModel`;
+    ``.export(path)`` writes the ``.so`` and manifest.
     """
     imported = import_model(model, example_input, resolution=resolution, batch=batch,
                             input_shapes=input_shapes, **knobs)
-    return compile_imported(imported, target, arch=arch)
+    return compile_imported(imported, target, arch=arch, passes=passes, tuning_log=tuning_log)

@@ -66,4 +66,35 @@ def read_manifest(library: str | Path) -> dict[str, Any]:
     for key in ("inputs", "outputs", "target"):
         if key not in data:
             raise ModelFormatError(f"manifest {path} lacks {key!r}")
+    _check_manifest_types(data, path)
     return data
+
+
+def _is_spec(spec: Any) -> bool:
+    return (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("dtype"), str)
+            and isinstance(spec.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec["shape"]))
+
+
+def _check_manifest_types(data: dict[str, Any], path: Path) -> None:
+    """The fields the runtime reads have the types it expects (a hand-edited or corrupt manifest fails here)."""
+    if not isinstance(data["target"], dict):
+        raise ModelFormatError(f"manifest {path}: 'target' must be an object")
+    for key in ("inputs", "outputs"):
+        specs = data[key]
+        if not isinstance(specs, list) or not specs or not all(_is_spec(s) for s in specs):
+            raise ModelFormatError(f"manifest {path}: {key!r} must be a non-empty list of "
+                                   '{"name": str, "shape": [int, ...], "dtype": str}')
+
+
+def check_library_hash(library: str | Path, manifest: dict[str, Any]) -> None:
+    """The library is the one its manifest describes (``library_sha256``, written by ``export``).
+
+    Catches a .so and .json from different builds side by side, and a library corrupted after the build;
+    a manifest without the field (written by hand) is not checked.
+    """
+    expected = manifest.get("library_sha256")
+    if expected is not None and file_sha256(library) != expected:
+        raise ModelFormatError(f"{Path(library).name} does not match its manifest {manifest_path(library).name} "
+                               "(library_sha256 differs): the files come from different builds or the library "
+                               "was modified; rebuild, or copy the matching .so/.json pair")

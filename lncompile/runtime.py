@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFormatError, RuntimeInputError, UsageError
-from .manifest import read_manifest
+from .manifest import check_library_hash, read_manifest
 
 ELF_MAGIC = b"\x7fELF"
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
@@ -99,8 +99,11 @@ def load(path: str | Path) -> CompiledModel:
     if arch != platform.machine():
         raise UsageError(f"{path.name} is an {arch} library and this machine is {platform.machine()}: "
                          f"run it on the target board, or with `lncompile run` (emulated with qemu)")
+    check_library_hash(path, manifest)
     try:
         module = tvm_api.load_module(path.resolve())
     except Exception as e:
         raise ModelFormatError(f"cannot load {path}: {str(e).strip().splitlines()[-1]}") from None
+    if not tvm_api.is_vm_library(module):
+        raise ModelFormatError(f"{path} is a shared library but not one lncompile built (no TVM VM executable)")
     return CompiledModel(module, manifest)

@@ -4,6 +4,18 @@ A preset names the TVM target (JSON form), the host target for GPU presets, the 
 non-native CPUs, the default layout and thread count, and the pass rules (e.g. how MixConv and grouped 1x1
 convs are lowered on that target). ``"mcpu": "native"`` is resolved to this machine's CPU at build time.
 
+Pass rules (``pass_rules``; see lncompile/passes/_grouping.py ``RULES`` for the accepted values):
+
+* ``mixconv``: ``merge`` rewrites MixConv (split -> depthwise convs of several kernel sizes -> concat) as one
+  depthwise conv with every kernel zero-padded to the largest (one kernel launch, more MACs: the x86 and CUDA
+  presets' choice); ``split`` keeps the parts (the ARM presets' choice: fewer MACs on small cores; neither
+  choice has been timed yet). Default: split.
+* ``grouped_pointwise``: ``grouped`` keeps grouped 1x1 convs (CPU presets: a dense block-diagonal conv costs
+  g x the MACs, and a CPU is compute bound there); ``dense`` lowers every grouped 1x1 conv as dense;
+  ``dense_for_shuffle`` densifies only the grouped 1x1 convs a ShuffleNet channel shuffle must fold into, so
+  no transpose kernel runs (CUDA presets: a chosen default, not yet measured on a GPU -- a few extra MACs on
+  small 1x1 convs are cheap there, an extra memory-bound kernel launch per unit is not). Default: grouped.
+
 User presets: pass a path to a ``.json`` file as the target, or drop files into ``$LNCOMPILE_TARGETS``
 (a directory; default ``~/.config/lncompile/targets``).
 """

@@ -13,13 +13,14 @@ from ..fileio import write_atomic
 from ..ir import Graph
 from ..lower.relax_lower import to_relax
 from . import tvm_api
+from .device_code import fatbin_packer
 
 # How to get each external tool on Debian/Ubuntu (named in the error when it is missing).
 INSTALL_HINTS = {
     "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu",
     "aarch64-linux-gnu-gcc": "apt-get install gcc-aarch64-linux-gnu",
     "qemu-aarch64": "apt-get install qemu-user",
-    "nvcc": "install the CUDA toolkit (nvcc) and put it on PATH",
+    "nvcc": "apt-get install nvidia-cuda-toolkit (or NVIDIA's CUDA toolkit) and put nvcc on PATH",
 }
 
 
@@ -30,6 +31,9 @@ def resolve_target_json(preset: Any) -> dict[str, Any]:
         spec["mcpu"] = tvm_api.host_cpu_name()
     if spec.get("kind") == "llvm" and preset.threads and "num-cores" not in spec:
         spec["num-cores"] = preset.threads
+    if spec.get("kind") == "cuda":  # limits every GPU since sm_50 meets (TVM warns when they are missing)
+        spec = {"max_threads_per_block": 1024, "max_shared_memory_per_block": 49152, "thread_warp_size": 32,
+                **spec}
     return spec
 
 
@@ -49,38 +53,78 @@ def require_tool(tool: str) -> str:
     return found
 
 
+def check_toolchain(preset: Any, target_json: dict[str, Any]) -> None:
+    """Fail in one line, before a build that may take minutes, if this machine cannot produce the library.
+
+    An LLVM target needs its CPU architecture compiled into TVM's LLVM (the ``mtriple``'s first component,
+    e.g. ``aarch64``); a cross target also needs its cross compiler to link the exported ``.so``.
+    """
+    triple = target_json.get("mtriple")
+    if target_json.get("kind") == "llvm" and triple:
+        arch = str(triple).split("-")[0]
+        if arch not in tvm_api.llvm_targets():
+            raise ToolchainError(f"this TVM's LLVM cannot emit {arch} code (target {preset.name}); install an "
+                                 f"apache-tvm wheel whose LLVM includes the {arch} backend (PyPI's does)")
+    if preset.cross_compiler:
+        require_tool(preset.cross_compiler)
+
+
 @dataclass
 class BuildResult:
     executable: Any
     target_json: dict[str, Any]
     host_json: dict[str, Any] | None
     seconds: float
+    tuning: dict[str, Any] | None = None  # tuning logs applied (lncompile.tune.apply), for the manifest
 
 
-def build(graph: Graph, preset: Any, relax_module: Any = None) -> BuildResult:
-    """Compile ``graph`` for ``preset``; ``relax_module`` overrides lowering (tuned pipelines pass theirs)."""
+def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any = None) -> BuildResult:
+    """Compile ``graph`` for ``preset``; ``relax_module`` overrides lowering (tuned pipelines pass theirs).
+
+    ``tuning_log``: a MetaSchedule log directory to apply, ``None`` for the preset's shipped logs that fit,
+    ``False`` for none (see lncompile.tune.apply).
+    """
+    from ..tune.apply import select_logs
+
     target_json, host_json = resolve_target_json(preset), resolve_host_json(preset)
+    check_toolchain(preset, target_json)
+    logs = select_logs(preset, target_json, tuning_log) if preset.device == "cpu" else None
+    tuning = None
+    if preset.device == "cuda":  # device code is compiled with nvcc (at export, or by codegen on a GPU machine)
+        require_tool("nvcc")
     started = time.perf_counter()
     mod = relax_module if relax_module is not None else to_relax(graph)
     try:
         target = tvm_api.make_target(target_json, host_json)
-        executable = tvm_api.build_executable(mod, target)
+        if logs is not None and logs.logs:
+            executable, tuned, kernels = tvm_api.build_with_database(mod, target, logs.database)
+            tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels}
+        else:
+            executable = tvm_api.build_executable(mod, target, preset.device)
     except Exception as e:  # TVM raises its own error types; keep the first line
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise BuildError(f"TVM could not build {graph.graph['name']} for {preset.name}: {first}") from e
-    return BuildResult(executable, target_json, host_json, time.perf_counter() - started)
+    if logs is not None and logs.not_applied:
+        tuning = {**(tuning or {"logs": [], "kernels_tuned": 0}), "not_applied": logs.not_applied}
+    return BuildResult(executable, target_json, host_json, time.perf_counter() - started, tuning)
 
 
 def export_library(result: BuildResult, preset: Any, path: str | Path) -> Path:
     """Write the library atomically; cross targets link with the preset's cross compiler."""
-    fcompile = None
+    fcompile = fpack_imports = None
     if preset.cross_compiler:
         require_tool(preset.cross_compiler)
         fcompile = tvm_api.cross_compiler(preset.cross_compiler, list(preset.cross_compiler_options))
+    if preset.device == "cuda":  # embed compiled kernels, not CUDA source: the board needs no nvcc/NVRTC
+        require_tool("nvcc")
+        fpack_imports = fatbin_packer(result.target_json["arch"])
 
     def write(tmp: Path) -> None:
         try:
-            tvm_api.export_executable(result.executable, tmp, fcompile)
+            extra = {"fpack_imports": fpack_imports} if fpack_imports is not None else {}
+            tvm_api.export_executable(result.executable, tmp, fcompile, **extra)
+        except BuildError:
+            raise
         except Exception as e:
             raise BuildError(f"exporting {Path(path).name} failed: {str(e).strip().splitlines()[-1]}") from e
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 import sys
 import tempfile
@@ -60,10 +61,12 @@ def make_target(spec: dict[str, Any], host: dict[str, Any] | None = None) -> tvm
     return tvm.target.Target(spec)
 
 
-def build_executable(mod: tvm.IRModule, target: tvm.target.Target) -> Any:
-    """Compile a Relax module with the target's default pipeline (legalize, fuse, schedule)."""
+def build_executable(mod: tvm.IRModule, target: tvm.target.Target, device: str = "cpu") -> Any:
+    """Compile a Relax module with the target's pipeline (legalize, fuse, schedule): the default one on CPUs,
+    :func:`gpu_pipeline` for ``device="cuda"``."""
+    pipeline = gpu_pipeline(target) if device == "cuda" else relax.get_default_pipeline(target)
     with target:
-        return tvm.compile(mod, target, relax_pipeline=relax.get_default_pipeline(target))
+        return tvm.compile(mod, target, relax_pipeline=pipeline)
 
 
 def cross_compiler(compiler: str, options: list[str] | None = None) -> Any:
@@ -95,8 +98,13 @@ def _filtered_native_stderr() -> Iterator[None]:
                     sys.stderr.write(line)
 
 
-def export_executable(executable: Any, path: str | os.PathLike, fcompile: Any = None) -> None:
+def export_executable(executable: Any, path: str | os.PathLike, fcompile: Any = None,
+                      fpack_imports: Any = None) -> None:
+    """``fpack_imports(mod, is_system_lib, prefix, workspace_dir) -> file`` replaces TVM's packing of the
+    imported (device) modules into the library (used to embed compiled CUDA code, see backend/device_code.py)."""
     kwargs = {"fcompile": fcompile} if fcompile is not None else {}
+    if fpack_imports is not None:
+        kwargs["fpack_imports"] = fpack_imports
     with _filtered_native_stderr():
         executable.export_library(str(path), **kwargs)
 
@@ -116,3 +124,365 @@ def cuda_device() -> Any:
 
 def tensor(array: np.ndarray, device: Any = None) -> Any:
     return tvm.runtime.tensor(array, device or tvm.cpu(0))
+
+
+# ---- ARM targets (lncompile/arm.py) ----
+
+
+@functools.cache
+def llvm_targets() -> tuple[str, ...]:
+    """The CPU architectures this TVM's LLVM can emit code for ("aarch64", "x86_64", ...)."""
+    return tuple(str(t) for t in tvm.target.codegen.llvm_get_targets())
+
+
+# ---- MetaSchedule (lncompile.tune): task extraction, tuning, applying a database -------------------------
+# Tasks are keyed by the structural hash of each fused TIR function, so tuning and building must fuse the
+# same way: both go through fuse_for_target (the first half of the target's default Relax pipeline).
+
+
+def _ms() -> Any:
+    from tvm.s_tir import meta_schedule
+
+    return meta_schedule
+
+
+def _pipeline_phases(target: tvm.target.Target) -> Any:
+    """The module whose library_dispatch/legalize/dataflow_lower/finalize_passes make the target's default
+    pipeline. (0.27's ``relax.pipeline.dataflow_lower_passes`` fails for llvm: ``relax.backend.cpu_generic``
+    does not export it, so CPU targets use ``cpu_generic.pipeline`` directly, as its default pipeline does.)"""
+    if target.kind.name == "llvm":
+        from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+        return cpu
+    from tvm.relax import pipeline as rp
+
+    return rp
+
+
+def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Library dispatch, LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR (as the build does)."""
+    rp = _pipeline_phases(target)
+    with target:
+        passes = list(rp.library_dispatch_passes(target)) + list(rp.legalize_passes(target))
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def extract_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[Any]:
+    """MetaSchedule's tuning tasks (``task_name``, ``weight``, ``dispatched[0]``) of a fused module."""
+    return list(_ms().relax_integration.extract_tasks(fused, target))
+
+
+def task_workload_module(task: Any) -> tvm.IRModule:
+    """The normalized module a task's records are filed under in a database."""
+    from tvm.s_tir.meta_schedule.tune_context import _normalize_mod
+
+    return _normalize_mod(task.dispatched[0])
+
+
+def workload_hash(mod: tvm.IRModule) -> str:
+    """The hash a JSON database writes as the first field of a workload line."""
+    import tvm_ffi
+
+    return str(tvm_ffi.structural_hash(mod))
+
+
+def measure_callback(fn: Any) -> Any:
+    """A MetaSchedule measure callback calling ``fn(task_id, n, [seconds or None per candidate])``."""
+    from tvm.ir.utils import derived_object
+
+    ms = _ms()
+
+    @derived_object
+    class _Callback(ms.measure_callback.PyMeasureCallback):
+        def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any,
+                  runner_results: Any) -> None:
+            seconds = []
+            for built, ran in zip(builder_results, runner_results, strict=False):
+                ok = built.error_msg is None and ran.error_msg is None and ran.run_secs
+                seconds.append(sum(float(s) for s in ran.run_secs) / len(ran.run_secs) if ok else None)
+            fn(int(task_id), seconds)
+
+    return _Callback()
+
+
+def tune_tasks(tasks: list[Any], work_dir: str, *, max_trials_global: int, max_trials_per_task: int,
+               num_trials_per_iter: int, builder_timeout_s: float, runner: Any = None,
+               runner_timeout_s: float = 30.0, callbacks: list[Any] = (), seed: int | None = None,
+               quick_search: bool = False, builder_workers: int | None = None, builder: Any = None) -> Any:
+    """Tune ``tasks`` with the XGBoost cost model and the gradient task scheduler into ``work_dir``'s JSON DB.
+
+    The JSONDatabase appends measured records to ``work_dir`` each time a batch is joined (so an interrupted
+    run keeps them) and is re-read on the next run, whose evolutionary search starts from the best records
+    on disk. ``quick_search`` shrinks the evolutionary search (population 32, one genetic round) and the
+    measurement (no 100 ms minimum per repeat): for smoke tests, not for real tuning.
+    """
+    ms = _ms()
+    strategy: Any = "evolutionary"
+    if quick_search:
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=32, init_min_unmeasured=8,
+                                                         genetic_num_iters=1, max_fail_count=2)
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        extracted_tasks=tasks, work_dir=work_dir, strategy=strategy, seed=seed)
+    if runner is None:
+        config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0 if quick_search else 100)
+        runner = ms.runner.LocalRunner(timeout_sec=runner_timeout_s, evaluator_config=config)
+    return ms.tune.tune_tasks(
+        tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=max_trials_global,
+        max_trials_per_task=max_trials_per_task, num_trials_per_iter=num_trials_per_iter,
+        builder=builder or ms.builder.LocalBuilder(timeout_sec=builder_timeout_s, max_workers=builder_workers),
+        runner=runner, database="json", cost_model="xgb",
+        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callbacks])
+
+
+def memory_database() -> Any:
+    return _ms().database.MemoryDatabase()
+
+
+def json_database(work_dir: str) -> Any:
+    return _ms().database.JSONDatabase(work_dir=work_dir)
+
+
+def commit_json_lines(db: Any, workload: Any, record: Any | None) -> Any:
+    """Commit one parsed workload line (and, if given, one parsed record's body) to ``db``; returns the
+    database's workload. Raises on malformed content (the caller skips that line)."""
+    ms = _ms()
+    committed = db.commit_workload(ms.database.Workload.from_json(workload).mod)
+    if record is not None:
+        db.commit_tuning_record(ms.database.TuningRecord.from_json(record, committed))
+    return committed
+
+
+def best_record_seconds(db: Any, mod: tvm.IRModule) -> tuple[float | None, int]:
+    """(mean run time of the best record, number of valid records) for a workload, without adding it."""
+    if not db.has_workload(mod):
+        return None, 0
+    records = db.get_top_k(db.commit_workload(mod), 1 << 30)
+    if not records:
+        return None, 0
+    secs = [float(s) for s in records[0].run_secs]
+    return sum(secs) / len(secs), len(records)
+
+
+def apply_database(fused: tvm.IRModule, target: tvm.target.Target, db: Any) -> tuple[tvm.IRModule, int, int]:
+    """Replace fused TIR functions by their best tuned schedule; returns (module, tuned kernels, kernels)."""
+    with target, db:
+        applied = relax.transform.MetaScheduleApplyDatabase()(fused)
+    kernels = [f for _, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
+    tuned = [f for f in kernels if f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled", False))]
+    return applied, len(tuned), len(kernels)
+
+
+def build_fused_executable(fused: tvm.IRModule, target: tvm.target.Target) -> Any:
+    """The rest of the default pipeline (dataflow lowering, finalize) on an already fused module."""
+    rp = _pipeline_phases(target)
+    with target:
+        rest = tvm.transform.Sequential(list(rp.dataflow_lower_passes(target)) + list(rp.finalize_passes(target)))
+        return tvm.compile(fused, target, relax_pipeline=rest)
+
+
+def set_runtime_threads(n: int) -> None:
+    """Size TVM's CPU thread pool (same effect as TVM_NUM_THREADS, also after the runtime has started)."""
+    tvm.get_global_func("runtime.config_threadpool")(0, int(n))
+
+
+def runtime_threads() -> int:
+    return int(tvm.runtime.num_threads())
+
+
+# ---- CUDA (lncompile/backend/device_code.py, build.py): GPU pipeline and device code -------------------------
+
+
+def gpu_pipeline(target: tvm.target.Target) -> Any:
+    """The Relax pipeline for CUDA targets: TVM's CUDA stages with the kernel schedules named here.
+
+    After LegalizeOps + FuseOps every fused TIR function needs a GPU schedule (an unscheduled one fails to
+    build: no thread binding). DLight's rules are tried in order on each function: Matmul, GEMV, Reduction,
+    GeneralReduction (softmax/layernorm/pooling-like), and Fallback, which binds any remaining spatial loop
+    nest to blocks x threads. Fallback matches everything, so every zoo model builds; convolutions land in
+    it (DLight has no conv rule): correct, not fast -- tuning is what makes them fast.
+    """
+    from tvm.relax.backend.cuda import pipeline as cuda
+    from tvm.s_tir import dlight as dl
+
+    @tvm.transform.module_pass(opt_level=0)
+    def _pipeline(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        schedule = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+        passes = [*cuda.library_dispatch_passes(target),
+                  relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+                  relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(), schedule,
+                  *cuda.dataflow_lower_passes(target), *cuda.finalize_passes(target)]
+        with target:
+            return tvm.transform.Sequential(passes)(mod)
+
+    # On a machine with a GPU, codegen JIT-compiles kernels through tvm_callback_cuda_compile; its default,
+    # NVRTC, needs the cuda-bindings package, so use nvcc unless the user chose otherwise.
+    os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+    importlib.import_module("tvm.support.nvcc")  # registers tvm_callback_cuda_compile
+
+    return _pipeline
+
+
+def cuda_available() -> bool:
+    """True when TVM's CUDA runtime is loaded and sees a GPU (``tvm.cuda(0).exist``)."""
+    try:
+        return bool(tvm.cuda(0).exist)
+    except Exception:  # a TVM without the CUDA runtime raises instead of answering False
+        return False
+
+
+def pack_imports(module: Any) -> bytes:
+    """The serialized import tree that ``export_library`` embeds as ``__tvm_ffi__library_bin``."""
+    return _ffi_runtime().ModulePackImportsToTensor(module).numpy().tobytes()
+
+
+def _ffi_runtime() -> Any:
+    from tvm.runtime import _ffi_api
+
+    return _ffi_api
+
+
+def compile_cuda_fatbin(source: str, arch: str, options: list[str] | None = None) -> bytes:
+    """nvcc ``source`` into a fatbin holding SASS for ``arch`` (``sm_90``) and its PTX (for newer GPUs).
+
+    TVM's own nvcc wrapper is used so the flags match what TVM's runtime would use when compiling at load
+    time (-O3, fast math, the half/bfloat16 operator defines, ptxas options).
+    """
+    from tvm.support import nvcc
+
+    number = arch.removeprefix("sm_")
+    gencode = ["-gencode", f"arch=compute_{number},code=sm_{number}",
+               "-gencode", f"arch=compute_{number},code=compute_{number}"]
+    with tvm.target.Target({"kind": "cuda", "arch": arch}):
+        return bytes(nvcc.compile_cuda(source, target_format="fatbin", arch=gencode, options=options,
+                                       compiler="nvcc"))
+
+
+# ---- RPC (lncompile/remote.py): trackers, servers, remote timing, MetaSchedule over RPC ------------------
+
+
+def rpc_start_tracker(host: str, port: int, port_end: int) -> Any:
+    """A TVM RPC tracker in its own process; ``.port`` is the port it bound, ``.terminate()`` stops it."""
+    from tvm.rpc.tracker import Tracker
+
+    return Tracker(host=host, port=port, port_end=port_end, silent=True)
+
+
+def rpc_start_server(host: str, port: int, port_end: int, tracker: tuple[str, int] | None, key: str) -> Any:
+    """A TVM RPC server in its own process (registered with ``tracker`` under ``key`` if given)."""
+    from tvm import rpc
+
+    return rpc.Server(host=host, port=port, port_end=port_end, tracker_addr=tracker, key=key, silent=True)
+
+
+def rpc_tracker_summary(host: str, port: int) -> dict[str, Any]:
+    """The tracker's ``{"queue_info": {key: {"free": n, "pending": n}}, "server_info": [...]}``."""
+    from tvm import rpc
+
+    session = rpc.connect_tracker(host, port)
+    try:
+        return dict(session.summary())
+    finally:
+        session.close()
+
+
+def rpc_request(host: str, port: int, key: str, timeout_s: float, session_timeout_s: float = 0) -> Any:
+    """An RPC session with a server of ``key``, waiting at most ``timeout_s`` for one to be free.
+
+    TVM's ``TrackerSession.request`` blocks on the tracker's reply with no timeout (a busy or vanished
+    server hangs it forever); a socket timeout bounds the wait (TVM then retries, at most 5 times).
+    """
+    from tvm import rpc
+
+    tracker = rpc.connect_tracker(host, port)
+    tracker._sock.settimeout(timeout_s)
+    try:
+        return tracker.request(key, priority=1, session_timeout=session_timeout_s, max_retry=1)
+    finally:
+        tracker.close()
+
+
+def remote_time_main(session: Any, library: Path, device: str, inputs: list[np.ndarray], number: int,
+                     repeat: int) -> list[float]:
+    """Upload ``library``, load it on the remote, and time its ``main`` there: ``repeat`` means (seconds), each
+    over ``number`` calls, measured by the remote's own clock (the network is not in the timing)."""
+    session.upload(str(library))
+    module = session.load_module(library.name)
+    dev = session.cuda(0) if device == "cuda" else session.cpu(0)
+    vm = relax.VirtualMachine(module, dev)
+    vm.set_input("main", *[tvm.runtime.tensor(a, dev) for a in inputs])
+    timer = vm.time_evaluator("invoke_stateful", dev, number=number, repeat=repeat)
+    return [float(s) for s in timer("main").results]
+
+
+def ms_rpc_runner(host: str, port: int, key: str, *, number: int, repeat: int, min_repeat_ms: int,
+                  session_timeout_s: float, max_workers: int) -> Any:
+    """MetaSchedule's RPCRunner measuring candidates on the servers registered under ``key``."""
+    ms = _ms()
+    return ms.runner.RPCRunner(
+        rpc_config=ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=key,
+                                       session_priority=1, session_timeout_sec=int(session_timeout_s)),
+        evaluator_config=ms.runner.EvaluatorConfig(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms,
+                                                   enable_cpu_cache_flush=False),
+        max_workers=max_workers)
+
+
+def ms_local_builder(f_export: Any, timeout_s: float, max_workers: int | None, initializer: Any = None) -> Any:
+    return _ms().builder.LocalBuilder(f_export=f_export, timeout_sec=timeout_s, max_workers=max_workers,
+                                      initializer=initializer)
+
+
+def export_shared_library(compiler: str, options: list[str], module: Any) -> str:
+    """Link ``module`` into a ``.so`` here with ``compiler`` (MetaSchedule ``f_export``); returns its path.
+
+    MetaSchedule's default export writes a ``.tar`` of object files and the RPC server links it on the
+    device, so every board would need a compiler; linking on the host with the cross compiler instead
+    uploads a ready ``.so``.
+    """
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="lncompile-ms-"), "candidate.so")
+    module.export_library(path, fcompile=cc.cross_compiler(compiler, options=options or None))
+    return path
+
+
+def ms_measure_vector_add(builder: Any, runner: Any, target_json: dict[str, Any], n: int = 4096) -> list[float]:
+    """Build one MetaSchedule candidate (``C = A + B`` on ``n`` floats) with ``builder`` and measure it with
+    ``runner``: a quick end-to-end check of a builder/runner pair (e.g. over RPC) before a long tuning run.
+    Returns the measured seconds; raises RuntimeError with the builder's or runner's error."""
+    from tvm import te
+
+    ms = _ms()
+    a = te.placeholder((n,), name="A")
+    b = te.placeholder((n,), name="B")
+    c = te.compute((n,), lambda i: a[i] + b[i], name="C")
+    func = te.create_prim_func([a, b, c])
+    target = tvm.target.Target(target_json)
+    built = builder.build([ms.builder.BuilderInput(tvm.IRModule({"main": func}), target)])[0]
+    if built.error_msg:
+        raise RuntimeError(built.error_msg)
+    args = ms.arg_info.ArgInfo.from_prim_func(func)
+    device_type = target.kind.name if target.kind.name != "llvm" else "cpu"
+    future = runner.run([ms.runner.RunnerInput(built.artifact_path, device_type, args)])[0]
+    result = future.result()
+    if result.error_msg:
+        raise RuntimeError(result.error_msg)
+    return [float(s) for s in result.run_secs]
+
+
+def build_with_database(mod: tvm.IRModule, target: tvm.target.Target, db: Any) -> tuple[Any, int, int]:
+    """The CPU default pipeline with MetaScheduleApplyDatabase after fusion (where the records' keys match).
+
+    Returns (executable, kernels given a tuned schedule, kernels). Kernels without a record keep the
+    pipeline's default (naive) schedule.
+    """
+    fused = fuse_for_target(mod, target)
+    applied, tuned, kernels = apply_database(fused, target, db)
+    return build_fused_executable(applied, target), tuned, kernels
+
+
+# ---- reliability: is a loaded .so a Relax VM library? (lncompile/runtime.py) ----
+
+def is_vm_library(module: Any) -> bool:
+    """Whether a loaded module holds a Relax VM executable (any other shared object lacks this function)."""
+    return bool(module.implements_function("vm_load_executable"))

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
@@ -59,6 +60,37 @@ def _folds(*op_types: str) -> Callable[[Fold], Fold]:
 
 # ---- one ONNX node ---------------------------------------------------------------------------------------
 
+def _printable(text: str, limit: int = 80) -> str:
+    """A name from the file, safe for a one-line message: control characters escaped, length capped."""
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _dtype_name(code: int) -> str:
+    """The ONNX name of an element type code, also for codes this onnx does not know (untrusted files)."""
+    try:
+        return onnx.TensorProto.DataType.Name(code)
+    except ValueError:
+        return f"unknown element type {code}"
+
+
+_MAX_TENSOR_ELEMENTS = 2**31 - 1  # TVM indexes tensors with int32 by default; larger tensors are not supported
+
+
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """``numpy_helper.to_array`` for an untrusted tensor: bad dims, dtypes or data sizes are one-line errors."""
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims) or math.prod(dims) > _MAX_TENSOR_ELEMENTS:
+        raise ModelFormatError(f"{what} has invalid dims {dims}")
+    if tensor.data_type == onnx.TensorProto.UNDEFINED or tensor.data_type not in onnx.TensorProto.DataType.values():
+        raise ModelFormatError(f"{what} has {_dtype_name(tensor.data_type)}")
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError) as e:
+        raise ModelFormatError(f"{what} ({_dtype_name(tensor.data_type)}, dims {dims}) is "
+                               f"corrupt: {_one_line(e)}") from e
+
+
 def _attr_value(attr: onnx.AttributeProto) -> Any:
     value = onnx.helper.get_attribute_value(attr)
     if isinstance(value, bytes):
@@ -66,7 +98,7 @@ def _attr_value(attr: onnx.AttributeProto) -> Any:
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode("utf-8", "replace") for v in value]
     if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+        return _tensor_array(value, f"tensor attribute {attr.name!r}")
     return value
 
 
@@ -80,8 +112,13 @@ class _Op:
         self.type = proto.op_type
         self.inputs = list(proto.input)
         self.outputs = list(proto.output)
-        self.attrs = {a.name: _attr_value(a) for a in proto.attribute}
-        self.source = f"ONNX node {proto.name or '#' + str(index)} ({proto.op_type})"
+        self.source = f"ONNX node {_printable(proto.name) or '#' + str(index)} ({_printable(proto.op_type)})"
+        try:
+            self.attrs = {a.name: _attr_value(a) for a in proto.attribute}
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{self.source}: {e}") from e
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:  # e.g. an attribute of unknown type
+            raise ModelFormatError(f"{self.source}: unreadable attribute: {_one_line(e)}") from e
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
@@ -94,7 +131,8 @@ class _Op:
 
     def where(self) -> str:
         domain = self.proto.domain or "ai.onnx"
-        return f"op {self.type} (domain {domain}) at node {self.proto.name or '<unnamed>'} (#{self.index})"
+        return (f"op {_printable(self.type)} (domain {_printable(domain)}) at node "
+                f"{_printable(self.proto.name) or '<unnamed>'} (#{self.index})")
 
 
 # ---- translation state -----------------------------------------------------------------------------------
@@ -234,6 +272,8 @@ def _axes_arg(ctx: _Context | None, op: _Op, args: list[np.ndarray | None] | Non
     if not op.has_input(1):
         return None
     array = args[1] if args is not None else ctx.need_const(op, 1, "axes")  # type: ignore[union-attr]
+    if np.asarray(array).dtype.kind not in "iu":
+        raise ModelFormatError(f"{op.source}: axes (input 1) must be integers, got {np.asarray(array).dtype}")
     return [int(a) for a in np.asarray(array).reshape(-1)]
 
 
@@ -494,13 +534,24 @@ for _t, _fn in _REDUCE_FOLDS.items():
 
 # ---- handlers: convolution, normalization, dense ---------------------------------------------------------
 
+def _window_ints(op: _Op, name: str, default: Sequence[int], length: int, low: int) -> tuple[int, ...]:
+    """A 2-d window attribute (kernel_shape, strides, dilations, pads) checked for length and range."""
+    value = tuple(op.attr(name, default))
+    if len(value) != length or any(v < low for v in value) or any(v > _MAX_TENSOR_ELEMENTS for v in value):
+        raise ModelFormatError(f"{op.source}: attribute {name}={list(value)} is invalid for a 2-d window op "
+                               f"({length} values >= {low} expected)")
+    return value
+
+
 def _auto_pads(op: _Op, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
                dilations: Sequence[int]) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) from ``auto_pad`` / ``pads`` for a 2-d window op."""
     mode = op.attr("auto_pad", "NOTSET")
     if mode in ("NOTSET", ""):
-        pads = list(op.attr("pads", [0, 0, 0, 0]))
+        pads = _window_ints(op, "pads", (0, 0, 0, 0), 4, 0)
         return (pads[0], pads[1], pads[2], pads[3])
+    if mode not in ("VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise ModelFormatError(f"{op.source}: unknown auto_pad {_printable(str(mode))!r}")
     if mode == "VALID":
         return (0, 0, 0, 0)
     lo, hi = [], []
@@ -518,12 +569,19 @@ def _conv(ctx: _Context, op: _Op) -> list[Result]:
     if len(wshape) != 4:
         raise op.unsupported(f"only 2-d convolution is supported, weight shape is {wshape}")
     x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
-    strides = tuple(op.attr("strides", [1, 1]))
-    dilations = tuple(op.attr("dilations", [1, 1]))
-    kernel = tuple(op.attr("kernel_shape", wshape[2:]))
+    strides = _window_ints(op, "strides", (1, 1), 2, 1)
+    dilations = _window_ints(op, "dilations", (1, 1), 2, 1)
+    kernel = _window_ints(op, "kernel_shape", wshape[2:], 2, 1)
+    if kernel != tuple(wshape[2:]):
+        raise ModelFormatError(f"{op.source}: kernel_shape {list(kernel)} does not match the weight's {wshape}")
+    if ctx.graph.type_of(x).rank != 4:
+        raise op.unsupported(f"only 2-d convolution is supported, input is {ctx.graph.type_of(x)}")
+    groups = op.attr("group", 1)
+    if groups < 1:
+        raise ModelFormatError(f"{op.source}: group={groups} must be >= 1")
     pads = _auto_pads(op, ctx.graph.type_of(x).shape[2:], kernel, strides, dilations)
     args = [x, w] + ([ctx.value(op.inputs[2])] if op.has_input(2) else [])
-    return [ctx.emit("conv2d", args, strides=strides, padding=pads, dilation=dilations, groups=op.attr("group", 1))]
+    return [ctx.emit("conv2d", args, strides=strides, padding=pads, dilation=dilations, groups=groups)]
 
 
 @_handles("BatchNormalization")
@@ -636,7 +694,7 @@ def _cast(ctx: _Context, op: _Op) -> list[Result]:
     to = op.attrs.get("to") if op.type == "Cast" else onnx.helper.np_dtype_to_tensor_dtype(
         np.dtype(ctx.type(op.inputs[1]).dtype))
     if to != onnx.TensorProto.FLOAT:
-        raise op.unsupported(f"cast of a model tensor to {onnx.TensorProto.DataType.Name(to)} is not supported")
+        raise op.unsupported(f"cast of a model tensor to {_dtype_name(to)} is not supported")
     return [ctx.value(op.inputs[0])]
 
 
@@ -798,8 +856,9 @@ def _pool(ctx: _Context, op: _Op) -> list[Result]:
         raise op.unsupported(f"only 2-d pooling is supported, input is {xt}")
     if op.type == "MaxPool" and len(op.outputs) > 1 and ctx.uses[op.outputs[1]]:
         raise op.unsupported("the MaxPool indices output is not supported")
-    strides = tuple(op.attr("strides", [1, 1]))
-    dilations = tuple(op.attr("dilations", [1, 1]))
+    kernel = _window_ints(op, "kernel_shape", (), 2, 1)
+    strides = _window_ints(op, "strides", (1, 1), 2, 1)
+    dilations = _window_ints(op, "dilations", (1, 1), 2, 1)
     pads = _auto_pads(op, xt.shape[2:], kernel, strides, dilations)
     attrs: dict[str, Any] = {"kernel": kernel, "strides": strides, "padding": pads,
                              "ceil_mode": bool(op.attr("ceil_mode", 0))}
@@ -1111,6 +1170,19 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _check_strings(message: Any, label: str) -> None:
+    """Every string field holds text. protobuf hands an invalid-UTF-8 string field (a flipped byte in a
+    name, say) to Python as ``bytes``, which no code reading names expects."""
+    for field, value in message.ListFields():
+        values = value if field.is_repeated else [value]
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for sub in values:
+                _check_strings(sub, label)
+        elif field.type == FieldDescriptor.TYPE_STRING and any(not isinstance(v, str) for v in values):
+            raise ModelFormatError(f"{label}: field {field.name!r} of {message.DESCRIPTOR.name} is not valid "
+                                   "UTF-8 text (corrupt file?)")
+
+
 def _read_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         _load_external(model, None)
@@ -1127,6 +1199,7 @@ def _read_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPr
     except (DecodeError, ValueError, OSError, RuntimeError, UnicodeDecodeError) as e:
         raise ModelFormatError(
             f"{str(path)!r} is not a readable ONNX model (truncated or corrupt?): {_one_line(e)}") from e
+    _check_strings(proto, repr(str(path)))
     _load_external(proto, path.parent)
     return proto
 
@@ -1141,6 +1214,8 @@ def _check_structure(model: onnx.ModelProto, label: str) -> int:
     version = opsets.get("", opsets.get("ai.onnx"))
     if version is None:
         raise ModelFormatError(f"{label} imports no ai.onnx opset (truncated or not an ONNX file?)")
+    if version < 1:
+        raise ModelFormatError(f"{label} imports ai.onnx opset {version}; opsets start at 1 (corrupt file?)")
     return int(version)
 
 
@@ -1149,7 +1224,7 @@ def _check_structure(model: onnx.ModelProto, label: str) -> int:
 def _input_type(vi: onnx.ValueInfoProto, input_shapes: dict[str, tuple[int, ...]] | None) -> TensorType:
     tt = vi.type.tensor_type
     if not vi.type.HasField("tensor_type") or tt.elem_type != onnx.TensorProto.FLOAT:
-        kind = onnx.TensorProto.DataType.Name(tt.elem_type) if vi.type.HasField("tensor_type") else "non-tensor"
+        kind = _dtype_name(tt.elem_type) if vi.type.HasField("tensor_type") else "non-tensor"
         raise UsageError(f"input {vi.name!r} is {kind}; lncompile compiles models with float32 inputs")
     dims = list(tt.shape.dim) if tt.HasField("shape") else None
     given = (input_shapes or {}).get(vi.name)
@@ -1161,6 +1236,8 @@ def _input_type(vi: onnx.ValueInfoProto, input_shapes: dict[str, tuple[int, ...]
             raise UsageError(f"input {vi.name!r}: given shape {given} does not match the model's {declared}")
         if any(g <= 0 for g in given):
             raise UsageError(f"input {vi.name!r}: shape {given} has a non-positive dimension")
+        if math.prod(given) > _MAX_TENSOR_ELEMENTS:
+            raise UsageError(f"input {vi.name!r}: shape {given} has more than 2**31-1 elements")
         return TensorType(given)
     if dims is None:
         raise UsageError(f"input {vi.name!r} has no declared shape; pass its shape (input_shapes / --input-shape)")
@@ -1169,7 +1246,11 @@ def _input_type(vi: onnx.ValueInfoProto, input_shapes: dict[str, tuple[int, ...]
             sym = d.dim_param or "unknown"
             raise UsageError(f"input {vi.name!r} has a dynamic dimension {sym!r} at axis {axis}; pass its static "
                              f"shape (input_shapes={{{vi.name!r}: (...)}} or --input-shape {vi.name}=...)")
-    return TensorType(tuple(d.dim_value for d in dims))
+    shape = tuple(d.dim_value for d in dims)
+    if math.prod(shape) > _MAX_TENSOR_ELEMENTS:
+        raise ModelFormatError(f"input {vi.name!r} declares shape {shape}, more than 2**31-1 elements "
+                               f"(corrupt file? else pass a smaller --input-shape {vi.name}=...)")
+    return TensorType(shape)
 
 
 def _uses(graph: onnx.GraphProto) -> Counter[str]:
@@ -1178,10 +1259,55 @@ def _uses(graph: onnx.GraphProto) -> Counter[str]:
     return uses
 
 
+_ATTR_WIDENS = {(onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT),
+                (onnx.AttributeProto.FLOATS, onnx.AttributeProto.INTS)}  # (expected, got) that still mean it
+
+
+def _check_schema(op: _Op) -> None:
+    """The node's input/output counts and attribute types agree with the ONNX schema of its op at its opset.
+
+    Model files are untrusted: a handler may assume what the schema promises (a required input exists, an
+    ``INTS`` attribute is a list of ints), so a node that breaks its schema is refused here, in one line.
+    Ops the installed onnx has no schema for (at this opset) are left to their handler.
+    """
+    try:
+        schema = onnx.defs.get_schema(op.type, op.opset, "")
+    except onnx.defs.SchemaError:
+        return
+    n_in, n_out = len(op.inputs), len(op.outputs)
+    if not schema.min_input <= n_in <= schema.max_input:
+        raise ModelFormatError(f"{op.source}: has {n_in} inputs; {op.type} (opset {op.opset}) takes "
+                               f"{schema.min_input}..{schema.max_input}")
+    if not schema.min_output <= n_out <= schema.max_output:
+        raise ModelFormatError(f"{op.source}: has {n_out} outputs; {op.type} (opset {op.opset}) has "
+                               f"{schema.min_output}..{schema.max_output}")
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, formal in enumerate(schema.inputs[:n_in]):
+        if formal.option == single and op.inputs[i] == "":
+            raise ModelFormatError(f"{op.source}: required input {i} ({formal.name}) is empty")
+    for attr in op.proto.attribute:
+        spec = schema.attributes.get(attr.name)
+        if spec is not None and int(spec.type) != attr.type and (int(spec.type), attr.type) not in _ATTR_WIDENS:
+            got = (onnx.AttributeProto.AttributeType.Name(attr.type)
+                   if attr.type in onnx.AttributeProto.AttributeType.values() else f"type {attr.type}")
+            raise ModelFormatError(f"{op.source}: attribute {_printable(attr.name)!r} is {got}, "
+                                   f"{op.type} wants {spec.type.name}")
+    for name, spec in schema.attributes.items():
+        if spec.required and name not in op.attrs:
+            raise ModelFormatError(f"{op.source}: required attribute {name!r} is missing")
+
+
+_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, ZeroDivisionError,
+              MemoryError)
+
+
 def _run_node(ctx: _Context, op: _Op) -> None:
     ctx.op = op
     if op.proto.domain not in _DEFAULT_DOMAINS:
         raise UnsupportedOpError(f"unsupported ONNX {op.where()}")
+    if op.type not in HANDLERS and op.type not in FOLDS:
+        raise UnsupportedOpError(f"unsupported ONNX {op.where()}")
+    _check_schema(op)
     present = [n for n in op.inputs if n]
     for n in present:
         ctx._check_known(n)
@@ -1190,16 +1316,23 @@ def _run_node(ctx: _Context, op: _Op) -> None:
         args = [ctx.consts[n] if n else None for n in op.inputs]
         try:
             results: Sequence[Result] = [np.asarray(r) for r in fold(op, args)]
-        except (ValueError, IndexError, TypeError, KeyError) as e:
+        except _MALFORMED as e:
             raise ModelFormatError(f"{op.source}: cannot evaluate on constants: {_one_line(e)}") from e
     else:
         handler = HANDLERS.get(op.type)
         if handler is None:
             raise UnsupportedOpError(f"unsupported ONNX {op.where()}")
-        results = handler(ctx, op)
+        try:
+            results = handler(ctx, op)
+        except _MALFORMED as e:  # attributes or inputs no handler expects (checked where known, this is the net)
+            raise ModelFormatError(f"{op.source}: malformed node, cannot translate it: "
+                                   f"{type(e).__name__}: {_one_line(e)}") from e
     for i, name in enumerate(op.outputs):
         if not name:
             continue
+        if name in ctx.values or name in ctx.consts:
+            raise ModelFormatError(f"{op.source}: output {_printable(name)!r} is already defined by an earlier "
+                                   "node, initializer or graph input (ONNX tensors are assigned once)")
         if i >= len(results):
             ctx.missing[name] = f"{op.source}: output {i} ({name!r}) is not supported"
         elif isinstance(results[i], np.ndarray):
@@ -1226,7 +1359,7 @@ def from_onnx(
     graph = Graph(name=name or default_name or "model")
     ctx = _Context(graph, _uses(onnx_graph))
     for init in onnx_graph.initializer:
-        ctx.consts[init.name] = numpy_helper.to_array(init)
+        ctx.consts[init.name] = _tensor_array(init, f"initializer {init.name!r}")
     graph_inputs = [vi for vi in onnx_graph.input if vi.name not in ctx.consts]
     unknown = sorted(set(input_shapes or {}) - {vi.name for vi in graph_inputs})
     if unknown:

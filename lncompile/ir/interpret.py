@@ -142,3 +142,60 @@ def run_graph(graph: Graph, *inputs: np.ndarray, kernels: dict[str, Kernel] | No
             out = table[rec.op](args, rec.attrs)
             env[name] = list(out) if isinstance(out, (tuple, list)) else [out]
     return [env[v.node][v.index].numpy() for v in graph.outputs]
+
+
+# ---- ops added by the fusion passes ------------------------------------------------------------------------
+
+def _activation(x: torch.Tensor, name: str, attrs: Attrs, slope: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply a fused node's activation with the same kernel the unfused op uses."""
+    from .ops import activation_params
+
+    if name == "none":
+        return x
+    if name == "prelu":
+        return F.prelu(x, slope)
+    return KERNELS[name]([x], activation_params(attrs))  # type: ignore[return-value]
+
+
+def _fused_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    y = _conv2d(a[:3], at)
+    act = at["activation"]
+    y = _activation(y, act, at, a[-1] if act == "prelu" else None)
+    return y + a[3] if at["residual"] else y
+
+
+def _fused_linear(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    act = at["activation"]
+    return _activation(F.linear(a[0], a[1], a[2]), act, at, a[-1] if act == "prelu" else None)
+
+
+def _squeeze_excite(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    x, w1, b1, w2, b2 = a
+    s = F.conv2d(x.mean(dim=(2, 3), keepdim=True), w1, b1)
+    s = F.conv2d(_activation(s, at["act"], at), w2, b2)
+    gate = torch.sigmoid(s) if at["gate"] == "sigmoid" else F.hardsigmoid(s)
+    return x * gate
+
+
+def _channel_affine(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    shape = (1, -1) + (1,) * (a[0].dim() - 2)
+    return a[0] * a[1].reshape(shape) + a[2].reshape(shape)
+
+
+KERNELS.update({
+    "channel_affine": _channel_affine,
+    "fused_conv2d": _fused_conv2d,
+    "fused_linear": _fused_linear,
+    "squeeze_excite": _squeeze_excite,
+})
+
+
+# ---- ops added by the grouped/depthwise passes ---------------------------------------------------------------
+
+def _channel_shuffle(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    n, c, h, w = a[0].shape
+    g = at["groups"]
+    return a[0].reshape(n, g, c // g, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+
+
+KERNELS["channel_shuffle"] = _channel_shuffle

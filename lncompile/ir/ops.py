@@ -285,3 +285,116 @@ def _resize2d(inputs, attrs):
     _check(x.rank == 4, f"resize2d wants NCHW, got {x}")
     oh, ow = attrs["size"]
     return (TensorType((x.shape[0], x.shape[1], oh, ow), x.dtype),)
+
+
+# ---- ops added by the fusion passes ------------------------------------------------------------------------
+# Fused ops carry their activation as a name plus ``act_*`` attributes (the activation op's own attributes with
+# an ``act_`` prefix: clip -> act_min/act_max, leaky_relu -> act_alpha, gelu -> act_approximate).
+
+FUSED_ACTIVATIONS = (
+    "none", "relu", "clip", "hardswish", "hardsigmoid", "silu", "sigmoid", "gelu", "prelu", "leaky_relu", "tanh",
+)  # fmt: skip
+
+
+def _fused_activation(attrs: Attrs, key: str = "activation") -> str:
+    act = attrs[key]
+    _check(act in FUSED_ACTIVATIONS, f"unknown fused activation {act!r}; known: {', '.join(FUSED_ACTIVATIONS)}")
+    return act
+
+
+@_op("channel_affine", 3, doc="y = x * scale[c] + shift[c] on axis 1 (inference BatchNorm with no conv to fold into)")
+def _channel_affine(inputs, attrs):
+    x, scale, shift = inputs
+    _check(x.rank >= 2, f"channel_affine wants rank >= 2, got {x}")
+    for p in (scale, shift):
+        _check(p.shape == (x.shape[1],), f"channel_affine: parameter {p} does not match {x.shape[1]} channels")
+    return (x,)
+
+
+@_op("fused_conv2d", 3, 5, doc="act(conv2d(x, w) + b) [+ residual]; inputs x, w, b, [residual], [prelu slope]; "
+     "attrs: conv2d's, activation, act_*, residual")
+def _fused_conv2d(inputs, attrs):
+    act = _fused_activation(attrs)
+    residual = bool(attrs["residual"])
+    expected = 3 + residual + (act == "prelu")
+    _check(len(inputs) == expected, f"fused_conv2d with residual={residual}, activation={act} takes {expected} "
+           f"inputs, got {len(inputs)}")
+    (y,) = _conv2d(inputs[:3], attrs)
+    if residual:
+        _check(inputs[3] == y, f"fused_conv2d: residual {inputs[3]} does not match the conv output {y}")
+    if act == "prelu":
+        _check(inputs[-1].rank == 1 and inputs[-1].shape[0] in (1, y.shape[1]),
+               f"fused_conv2d: prelu slope {inputs[-1]} does not match {y.shape[1]} channels")
+    return (y,)
+
+
+@_op("fused_linear", 3, 4, doc="act(x @ w.T + b); inputs x, w, b, [prelu slope]; attrs: activation, act_*")
+def _fused_linear(inputs, attrs):
+    act = _fused_activation(attrs)
+    expected = 3 + (act == "prelu")
+    _check(len(inputs) == expected, f"fused_linear with activation={act} takes {expected} inputs, got {len(inputs)}")
+    (y,) = _linear(inputs[:3], attrs)
+    _check(inputs[2].shape == (y.shape[-1],), f"fused_linear: bias {inputs[2]} does not match {y.shape[-1]} outputs")
+    return (y,)
+
+
+@_op("squeeze_excite", 5, doc="x * gate(conv1x1(act(conv1x1(mean_hw(x), w1, b1)), w2, b2)); inputs x, w1, b1, w2, "
+     "b2; attrs: act, act_*, gate ('sigmoid'|'hardsigmoid')")
+def _squeeze_excite(inputs, attrs):
+    x, w1, b1, w2, b2 = inputs
+    _check(x.rank == 4, f"squeeze_excite wants NCHW, got {x}")
+    _fused_activation(attrs, "act")
+    _check(attrs["act"] != "prelu", "squeeze_excite does not take a prelu activation")
+    _check(attrs["gate"] in ("sigmoid", "hardsigmoid"), f"squeeze_excite: gate {attrs['gate']!r} unknown")
+    c = x.shape[1]
+    _check(w1.rank == 4 and w1.shape[1:] == (c, 1, 1), f"squeeze_excite: reduce weight {w1} does not fit {x}")
+    r = w1.shape[0]
+    _check(b1.shape == (r,) and w2.shape == (c, r, 1, 1) and b2.shape == (c,),
+           f"squeeze_excite: parameters {b1}, {w2}, {b2} do not fit {r} reduced and {c} channels")
+    return (x,)
+
+
+def activation_params(attrs: Attrs) -> Attrs:
+    """The attributes of a fused node's activation op: its ``act_*`` attributes without the prefix."""
+    return Attrs({k[4:]: v for k, v in attrs.items() if k.startswith("act_")})
+
+
+def prefixed_activation_params(attrs: Attrs) -> dict[str, object]:
+    """An activation op's attributes as ``act_*`` attributes for a fused node (inverse of the above)."""
+    return {f"act_{k}": v for k, v in attrs.items()}
+
+
+# ---- ops added by the grouped/depthwise passes ---------------------------------------------------------------
+
+def channel_shuffle_perm(channels: int, groups: int) -> np.ndarray:
+    """The source channel of each output channel of ``channel_shuffle``: ``y[:, c] == x[:, perm[c]]``.
+
+    Viewing C as (g, C/g) and transposing to (C/g, g): output ``b*g + k`` reads input ``k*(C/g) + b``.
+    """
+    return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1)
+
+
+@_op("channel_shuffle", 1, doc="groups: reshape (N, g, C/g, H, W) -> transpose(0, 2, 1, 3, 4) -> reshape (N, C, H, W)")
+def _channel_shuffle(inputs, attrs):
+    x = inputs[0]
+    _check(x.rank == 4, f"channel_shuffle wants NCHW, got {x}")
+    groups = attrs["groups"]
+    _check(isinstance(groups, int) and groups >= 1 and x.shape[1] % groups == 0,
+           f"channel_shuffle: {x.shape[1]} channels do not split into {groups} groups")
+    return (x,)
+
+
+def _conv2d_checking_depthwise(inputs, attrs):
+    """conv2d's inference, plus: a ``depthwise=True`` marker must be true (groups == in == out channels).
+
+    Other conv2d attributes are free-form (``depthwise`` is read by no kernel or emitter); checking the marker
+    here makes the verifier catch a stale one left behind by a rewrite.
+    """
+    out = _conv2d(inputs, attrs)
+    if attrs.get("depthwise", False):
+        c, o = inputs[0].shape[1], out[0].shape[1]
+        _check(attrs["groups"] == c == o, f"conv2d marked depthwise but groups={attrs['groups']}, in={c}, out={o}")
+    return out
+
+
+OPS["conv2d"] = OpSchema("conv2d", 2, 3, _conv2d_checking_depthwise, OPS["conv2d"].doc + "; depthwise (marker)")

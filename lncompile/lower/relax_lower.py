@@ -208,3 +208,67 @@ def _value(env: dict[str, Expr], lw: _Lowering, graph: Graph, v: Any) -> Expr:
     if len(graph.record(v.node).outputs) > 1:
         return lw.bb.emit(relax.TupleGetItem(expr, v.index))
     return expr
+
+
+# ---- ops added by the fusion passes ------------------------------------------------------------------------
+# A fused node is emitted as its decomposed Relax ops in sequence (conv2d, bias add, activation, residual add;
+# SE: mean, conv, act, conv, gate, mul): TVM's FuseOps then schedules the chain as one kernel.
+
+def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | None = None) -> Expr:
+    from ..ir.ops import activation_params
+
+    if name == "none":
+        return x
+    if name == "prelu":
+        return lw.bb.emit(R.nn.prelu(x, slope, axis=1))
+    act = Node(f"{n.name}_{name}", name, activation_params(n.attrs), n.outputs)
+    return lw.bb.emit(EMITTERS[name](lw, act, [x]))
+
+
+def _conv_node(n: Node) -> Node:
+    return Node(f"{n.name}_conv", "conv2d", n.attrs, n.outputs)
+
+
+@_emits("fused_conv2d")
+def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    act = n.attrs["activation"]
+    y = lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3]))
+    y = _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
+    return R.add(y, a[3]) if n.attrs["residual"] else y
+
+
+@_emits("fused_linear")
+def _fused_linear(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    act = n.attrs["activation"]
+    y = lw.bb.emit(R.linear(a[0], a[1], a[2]))
+    return _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
+
+
+@_emits("squeeze_excite")
+def _squeeze_excite(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    x, w1, b1, w2, b2 = a
+    pointwise = Node(f"{n.name}_conv", "conv2d", Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                                                      groups=1))
+    s = lw.bb.emit(R.mean(x, [2, 3], True))
+    s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w1, b1]))
+    s = _emit_activation(lw, n, n.attrs["act"], s)
+    s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w2, b2]))
+    gate = lw.bb.emit(EMITTERS[n.attrs["gate"]](lw, Node(f"{n.name}_gate", n.attrs["gate"]), [s]))
+    return R.multiply(x, gate)
+
+
+@_emits("channel_affine")
+def _channel_affine(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    shape = (1, -1) + (1,) * (n.type.rank - 2)
+    return R.add(R.multiply(a[0], R.reshape(a[1], shape)), R.reshape(a[2], shape))
+
+
+# ---- ops added by the grouped/depthwise passes ---------------------------------------------------------------
+
+@_emits("channel_shuffle")
+def _channel_shuffle(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    nb, c, h, w = n.type.shape
+    g = n.attrs["groups"]
+    y = lw.bb.emit(R.reshape(a[0], (nb, g, c // g, h, w)))
+    y = lw.bb.emit(R.permute_dims(y, [0, 2, 1, 3, 4]))
+    return R.reshape(y, (nb, c, h, w))

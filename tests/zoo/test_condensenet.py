@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lncompile.graphs import registry
 from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
+from lncompile.graphs import registry
 
 MODELS = ["condensenet74_c4_g4", "condensenet74_c8_g8"]
 # Parameter counts of the official converted checkpoints as loaded by osmr/imgclsmob.

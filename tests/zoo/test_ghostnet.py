@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lncompile.graphs import registry
-from lncompile.graphs.ghostnet import PUBLISHED_WIDTHS, GhostModule
 from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
+from lncompile.graphs import registry
+from lncompile.graphs.ghostnet import PUBLISHED_WIDTHS, GhostModule
 
 
 def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lncompile.graphs import registry
-from lncompile.graphs.shufflenet import V1_SCALED_PUBLISHED, V2_PUBLISHED, ShuffleV1Unit
 from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
+from lncompile.graphs import registry
+from lncompile.graphs.shufflenet import V1_SCALED_PUBLISHED, V2_PUBLISHED, ShuffleV1Unit
 
 MODELS = ["shufflenet_v1_g3", "shufflenet_v1_g8", "shufflenet_v2"]
 

@@ -1,0 +1,53 @@
+"""Tune the reference set into shipped logs: targets/logs/<target>/<model>/ (resumable: run it again to go on).
+
+    python bench/tune_reference.py [--target x86] [--models a,b] [--trials-per-task 32] [--time-budget MIN]
+
+Each model gets its own log directory (a MetaSchedule JSON database + manifest); `lncompile build` applies
+every shipped log whose TVM version and target match. Ctrl-C keeps every record measured so far. Only the
+database files and the manifest are meant to be committed (not the per-task ``logs/`` sub-directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from lncompile.frontend import import_model
+from lncompile.targets import get as get_target
+from lncompile.tune.apply import shipped_dir
+from lncompile.tune.tasks import prepare
+from lncompile.tune.tuner import tune
+
+REFERENCE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2",
+             "ghostnet", "mnasnet_a1", "squeezenet1_1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="x86")
+    parser.add_argument("--models", default=",".join(REFERENCE))
+    parser.add_argument("--trials-per-task", type=int, default=32)
+    parser.add_argument("--trials-per-iter", type=int, default=16)
+    parser.add_argument("--time-budget", type=float, help="minutes per model")
+    parser.add_argument("--root", type=Path, help="default: lncompile/targets/logs/<target>")
+    args = parser.parse_args()
+    preset = get_target(args.target)
+    root = args.root or shipped_dir() / preset.name
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        imported = import_model(name)
+        problem = prepare(name, imported.graph, preset)
+        log_dir = root / name
+        print(f"{name}: {len(problem.tasks)} tasks -> {log_dir}", flush=True)
+        outcome = tune(problem, log_dir, trials_per_task=args.trials_per_task, trials_per_iter=args.trials_per_iter,
+                       time_budget_s=args.time_budget * 60 if args.time_budget else None)
+        shutil.rmtree(log_dir / "logs", ignore_errors=True)  # per-task text logs: not shipped
+        print(f"{name}: {outcome.trials} trials in {outcome.wall_seconds:.0f} s, {outcome.records} records, "
+              f"estimate {outcome.estimate_ms} ms, stopped: {outcome.stopped}", flush=True)
+        if outcome.stopped == "interrupted":
+            print(f"interrupted; run the same command again to resume {name}")
+            break
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Small matching helpers the folding and fusion passes share (not a pass: no ``PASS`` here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+from ..ir.ops import FUSED_ACTIVATIONS, prefixed_activation_params
+
+# Activation ops a fused node can absorb (prelu also takes its slope as an input).
+ACTIVATIONS = frozenset(FUSED_ACTIVATIONS) - {"none"}
+
+
+def only_user(graph: Graph, value: Value) -> tuple[str, int] | None:
+    """The single (consumer, arg position) reading ``value``, or None if it has several, none, or is an output."""
+    if graph.is_output(value):
+        return None
+    uses = graph.users(value)
+    return uses[0] if len(uses) == 1 else None
+
+
+def exclusive_reason(graph: Graph, value: Value, what: str) -> str | None:
+    """Why ``value`` cannot be absorbed into a fused node (it is read elsewhere), or None if it can."""
+    if graph.is_output(value):
+        return f"{what} is a graph output"
+    if len(graph.users(value)) > 1:
+        return f"{what} has another consumer"
+    return None
+
+
+def constants(graph: Graph, values: Iterable[Value]) -> list[np.ndarray] | None:
+    """The arrays behind ``values`` if every one is a ``constant``, else None."""
+    arrays = [graph.constant(v) for v in values]
+    return None if any(a is None for a in arrays) else arrays  # type: ignore[return-value]
+
+
+def activation_of(graph: Graph, rec: Node) -> tuple[str, dict[str, object], Value | None] | None:
+    """(activation name, ``act_*`` attributes, prelu slope) if ``rec`` is an activation a fused node can take."""
+    if rec.op not in ACTIVATIONS:
+        return None
+    slope = graph.args(rec.name)[1] if rec.op == "prelu" else None
+    params = {} if rec.op in ("prelu",) else prefixed_activation_params(rec.attrs)
+    return rec.op, params, slope
+
+
+def remove(graph: Graph, *names: str) -> None:
+    """Remove nodes a rewrite replaced (their uses must already point elsewhere)."""
+    for name in names:
+        if graph.out_degree(name) or graph.is_output(name):
+            raise AssertionError(f"removing %{name}, which is still in use")
+        graph.remove_node(name)

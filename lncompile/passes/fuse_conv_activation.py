@@ -1,0 +1,79 @@
+"""Fuse conv2d -> [activation] -> [residual add] into one ``fused_conv2d`` node.
+
+    fused_conv2d(x, w, b, [r], [slope]) = act(conv2d(x, w) + b) [+ r]
+
+``act`` is one of relu, clip (relu6), hardswish, hardsigmoid, silu, sigmoid, gelu, prelu (its slope becomes
+the last input), leaky_relu, tanh — or none, when the conv feeds a residual add directly (MobileNetV2's
+"project, then add"). The residual ``r`` is the add's other operand and must have exactly the result's type
+(no broadcasting). A conv without bias gets a zero bias. Every absorbed intermediate (conv output, activation
+output) must have exactly one reader and not be a graph output; otherwise the match is refused with the reason
+(the intermediate would have to be materialized anyway, so fusing would compute it twice).
+
+A lone conv (no activation, no add) is left as it is: there is nothing to fuse. Lowering emits the same chain of
+Relax ops, so TVM's FuseOps schedules the fused node as one kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Value
+from ._match import activation_of, exclusive_reason, remove
+from .base import PassStats, graph_pass
+
+PRIORITY = 50
+
+
+def _residual(g: Graph, name: str) -> tuple[str, Value] | None:
+    """(add node, its other operand) if ``name``'s sole reader is a same-shape residual add."""
+    if exclusive_reason(g, Value(name), "output") is not None:
+        return None
+    uses = g.users(Value(name))
+    if not uses or g.record(uses[0][0]).op != "add":
+        return None
+    add = uses[0][0]
+    a, b = g.args(add)
+    other = b if a == Value(name) else a
+    if g.type_of(other) != g.record(name).type or g.record(add).type != g.record(name).type:
+        return None
+    return add, other
+
+
+@graph_pass("fuse_conv_activation")
+def fuse_conv_activation(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
+    """Fuse each conv2d with the activation and/or residual add that alone consume it."""
+    g = graph.copy()
+    for conv in graph.topo_order():
+        if conv not in g or g.record(conv).op != "conv2d":
+            continue
+        reason = exclusive_reason(g, Value(conv), "conv output")
+        uses = g.users(Value(conv))
+        if reason is not None or not uses:
+            if reason is not None and (uses and activation_of(g, g.record(uses[0][0])) is not None):
+                stats.refuse(reason)
+            continue
+        chain = [conv]
+        act = activation_of(g, g.record(uses[0][0]))
+        if act is not None and uses[0][1] == 0:
+            chain.append(uses[0][0])
+        else:
+            act = None
+        residual = _residual(g, chain[-1])
+        if act is None and residual is None:
+            continue  # nothing to fuse
+        if residual is not None:
+            chain.append(residual[0])
+        act_name, act_params, slope = act if act is not None else ("none", {}, None)
+        rec = g.record(conv)
+        x, w, *b = g.args(conv)
+        bias = b[0] if b else g.add_constant(np.zeros(rec.type.shape[1], rec.type.dtype), f"{conv}_bias")
+        args = [x, w, bias] + ([residual[1]] if residual else []) + ([slope] if slope is not None else [])
+        attrs = {**dict(rec.attrs), "activation": act_name, **act_params, "residual": residual is not None}
+        fused = g.add_op("fused_conv2d", args, attrs, name=f"{conv}_fused", source=rec.source)
+        g.replace_uses(Value(chain[-1]), Value(fused.name))
+        remove(g, *reversed(chain))
+        stats.matches += 1
+    return g
+
+
+PASS = fuse_conv_activation

@@ -1,0 +1,94 @@
+"""``lncompile tune``: MetaSchedule tuning of a model's kernels into a resumable log directory."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import LncompileError, UsageError
+
+
+def default_log_dir(name: str, target: str) -> Path:
+    return Path("logs") / f"{name}-{Path(target).stem if target.endswith('.json') else target}"
+
+
+def _remote(rpc: str | None, key: str | None, preset: Any, builder_timeout_s: float) -> tuple[Any, Any]:
+    """(runner, builder) measuring on the boards behind an RPC tracker; (None, None) for local tuning."""
+    if rpc is None:
+        return None, None
+    if not key:
+        raise UsageError("--rpc needs --key (the device key the RPC servers registered with)")
+    try:
+        from .. import remote
+    except ImportError:
+        raise LncompileError("remote tuning needs lncompile.remote, which this installation lacks") from None
+    builder = None
+    if preset.cross_compiler:  # candidates must be linked for the board, here
+        builder = remote.metaschedule_cross_builder(preset.cross_compiler, tuple(preset.cross_compiler_options),
+                                                    timeout_s=builder_timeout_s)
+    return remote.metaschedule_rpc_runner(rpc, key), builder
+
+
+def make_command(context: dict[str, Any], model_options: Any, import_model: Any) -> click.Command:
+    """The ``tune`` command, given the main CLI's context settings, model options and importer.
+
+    (Passed in rather than imported: ``python -m lncompile.cli`` runs that module as ``__main__``.)
+    """
+
+    @click.command("tune", context_settings=context)
+    @click.argument("model")
+    @click.option("--target", "-t", default="x86", show_default=True, help="Target preset name or preset .json file.")
+    @click.option("--trials", type=int, help="Trials in this run (default: --trials-per-task x tasks).")
+    @click.option("--trials-per-task", type=int, default=64, show_default=True, help="Most trials for one kernel.")
+    @click.option("--trials-per-iter", type=int, default=16, show_default=True, help="Candidates measured per batch.")
+    @click.option("--time-budget", type=float, metavar="MIN", help="Stop after MIN minutes (records are kept).")
+    @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="Log directory (default: logs/<name>-<target>/); an existing one is resumed.")
+    @click.option("--no-passes", is_flag=True, help="Tune the IR without lncompile's pass pipeline.")
+    @click.option("--builder-timeout", type=float, default=120.0, show_default=True, help="Seconds per build batch.")
+    @click.option("--quick", is_flag=True, help="Small search and no minimum measurement time (smoke tests).")
+    @click.option("--rpc", metavar="HOST:PORT", help="Measure on remote devices through this RPC tracker.")
+    @click.option("--key", help="Device key for --rpc.")
+    @model_options
+    def tune(model: str, target: str, trials: int | None, trials_per_task: int, trials_per_iter: int,
+             time_budget: float | None, log_dir: Path | None, no_passes: bool, builder_timeout: float, quick: bool,
+             rpc: str | None, key: str | None, **model_opts: Any) -> None:
+        """Tune MODEL's kernels for TARGET with MetaSchedule; `lncompile build --tuning-log DIR` applies the result."""
+        from ..targets import get as get_target
+        from .tasks import prepare
+        from .tuner import tune as run_tuning
+
+        preset = get_target(target)
+        runner, builder = _remote(rpc, key, preset, builder_timeout)
+        imported = import_model(model, **model_opts)
+        problem = prepare(imported.name, imported.graph, preset, passes=not no_passes, remote=runner is not None)
+        log_dir = log_dir or default_log_dir(imported.name, target)
+        click.echo(f"{imported.name}: {len(problem.tasks)} tasks for {preset.name} "
+                   f"({problem.target_json.get('mcpu', problem.target_json['kind'])}); log {log_dir}", err=True)
+        outcome = run_tuning(problem, log_dir, trials=trials, trials_per_task=trials_per_task,
+                             trials_per_iter=trials_per_iter, time_budget_s=time_budget * 60 if time_budget else None,
+                             runner=runner, builder=builder, builder_timeout_s=builder_timeout,
+                             quick_search=quick)
+        rate = outcome.trials / max(outcome.wall_seconds / 60, 1e-9)
+        estimate = f"{outcome.estimate_ms:.3f} ms" if outcome.estimate_ms is not None else "n/a (some tasks unmeasured)"
+        click.echo(f"{outcome.trials} trials in {outcome.wall_seconds:.0f} s ({rate:.1f}/min); {outcome.records} "
+                   f"records in {log_dir}; {outcome.total_trials} trials for this model so far; "
+                   f"kernel-time estimate {estimate}")
+        untuned = [t["name"] for t in outcome.tasks if t["best_ms"] is None]
+        if untuned:
+            click.echo(f"untuned tasks ({len(untuned)}): {', '.join(untuned[:8])}{' ...' if len(untuned) > 8 else ''}",
+                       err=True)
+        if outcome.stopped:
+            resume = "lncompile " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            click.echo(f"stopped ({outcome.stopped}); everything measured is kept in {log_dir}; resume with: {resume}",
+                       err=True)
+            if outcome.stopped == "interrupted":
+                sys.exit(130)
+            if outcome.stopped != "time budget":
+                sys.exit(1)
+
+    return tune

@@ -1,0 +1,210 @@
+"""Tuning log directories: MetaSchedule's JSON database plus lncompile's manifest.
+
+A log directory holds
+
+- ``database_workload.json``: one workload per line, ``[structural_hash, base64 TIR module]``;
+- ``database_tuning_record.json``: one measured schedule per line, ``[workload_line_index, [trace, run_secs,
+  target, args_info]]``, appended as tuning measures them;
+- ``manifest.json``: TVM / tvm-ffi / LLVM versions, the target JSON, and per model the IR hash, trials, wall
+  time and per-task best latency.
+
+Records are filed under the workload's structural hash, so one directory can serve every model whose fused
+kernels have the same shapes. A record is only meaningful for the TVM version and target that measured it:
+:func:`check_compatible` refuses anything else. Corrupt lines (a crash mid-write, a bad merge) are skipped with
+a warning, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..fileio import write_json_atomic, write_text_atomic
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+MANIFEST = "manifest.json"
+FORMAT = "lncompile-tuning-log/1"
+
+
+class TuningLogWarning(UserWarning):
+    """A tuning log line or shipped log that was skipped."""
+
+
+class TuningLogError(UsageError):
+    """A tuning log that cannot be used for this build (other TVM version, other target, unreadable)."""
+
+
+def versions() -> dict[str, str]:
+    """The versions a record depends on: TVM (schedule semantics), tvm-ffi (JSON format), LLVM (codegen)."""
+    from importlib import metadata
+
+    from ..backend import tvm_api
+
+    found = {}
+    for dist in ("apache-tvm", "apache-tvm-ffi"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    found["llvm"] = tvm_api.llvm_version()
+    return found
+
+
+def has_database(directory: Path) -> bool:
+    return (directory / WORKLOADS).is_file()
+
+
+# ---- reading the database files line by line -------------------------------------------------------------
+
+@dataclass
+class ParsedLog:
+    """The JSON-valid lines of a log directory, with record indices remapped past skipped workloads."""
+
+    workloads: list[Any] = field(default_factory=list)  # [hash, module] per kept workload line
+    records: list[tuple[int, Any]] = field(default_factory=list)  # (index into workloads, record body)
+    skipped: list[str] = field(default_factory=list)  # "file:line (why)"
+
+    def warn(self, directory: Path) -> None:
+        if self.skipped:
+            shown = ", ".join(self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            warnings.warn(f"tuning log {directory}: skipped {len(self.skipped)} corrupt line(s): {shown}",
+                          TuningLogWarning, stacklevel=3)
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def parse_log(directory: Path) -> ParsedLog:
+    """Read both database files, dropping lines that are not JSON of the expected shape."""
+    parsed = ParsedLog()
+    remap: dict[int, int] = {}
+    for number, line in enumerate(_lines(directory / WORKLOADS)):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            ok = isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            parsed.skipped.append(f"{WORKLOADS}:{number + 1}")
+            continue
+        remap[number] = len(parsed.workloads)  # records name workloads by line number
+        parsed.workloads.append(item)
+    for number, line in enumerate(_lines(directory / RECORDS)):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            ok = (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
+                  and isinstance(item[1], list) and item[0] in remap)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            parsed.skipped.append(f"{RECORDS}:{number + 1}")
+            continue
+        parsed.records.append((remap[item[0]], item[1]))
+    return parsed
+
+
+def repair_in_place(directory: Path) -> int:
+    """Rewrite the database files without their corrupt lines (atomically); returns how many were dropped.
+
+    Run before tuning resumes: MetaSchedule's own JSON reader stops at the first bad line.
+    """
+    parsed = parse_log(directory)
+    if not parsed.skipped:
+        return 0
+    parsed.warn(directory)
+    write_text_atomic(directory / WORKLOADS, "".join(json.dumps(w) + "\n" for w in parsed.workloads))
+    write_text_atomic(directory / RECORDS, "".join(json.dumps([i, r]) + "\n" for i, r in parsed.records))
+    return len(parsed.skipped)
+
+
+def load_into(db: Any, directory: Path) -> tuple[int, int]:
+    """Commit a log's workloads and records into ``db``; lines TVM cannot decode are skipped with a warning.
+
+    Returns (workloads, records) committed.
+    """
+    from ..backend import tvm_api
+
+    parsed = parse_log(directory)
+    committed: dict[int, Any] = {}
+    for index, workload in enumerate(parsed.workloads):
+        try:
+            committed[index] = tvm_api.commit_json_lines(db, workload, None)
+        except Exception as e:  # a decodable line TVM rejects: same treatment as bad JSON
+            parsed.skipped.append(f"{WORKLOADS} workload {index} ({type(e).__name__})")
+    records = 0
+    for index, body in parsed.records:
+        if index not in committed:
+            continue
+        try:
+            tvm_api.commit_json_lines(db, parsed.workloads[index], body)
+            records += 1
+        except Exception as e:
+            parsed.skipped.append(f"{RECORDS} record for workload {index} ({type(e).__name__})")
+    parsed.warn(directory)
+    return len(committed), records
+
+
+def count_records(directory: Path) -> int:
+    return len(parse_log(directory).records)
+
+
+# ---- manifest ------------------------------------------------------------------------------------------
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TuningLogError(f"tuning log manifest {path} is not valid JSON ({e}); delete it and re-run "
+                             f"`lncompile tune` with --log-dir {directory}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise TuningLogError(f"{path} is not an lncompile tuning-log manifest (format {FORMAT!r} expected)")
+    return data
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    return write_json_atomic(directory / MANIFEST, manifest)
+
+
+def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
+    """Why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may."""
+    if manifest is None:
+        return f"it has no {MANIFEST}, so its TVM version and target are unknown"
+    logged_tvm = manifest.get("versions", {}).get("apache-tvm")
+    here = versions()["apache-tvm"]
+    if logged_tvm != here:
+        return f"it was tuned with TVM {logged_tvm} and this is TVM {here}"
+    logged_target = manifest.get("target", {}).get("tvm_target")
+    if logged_target != target_json:
+        keys = sorted({*(logged_target or {}), *target_json})
+        diff = [f"{k}={(logged_target or {}).get(k)!r} (log) vs {target_json.get(k)!r}" for k in keys
+                if (logged_target or {}).get(k) != target_json.get(k)]
+        return f"it was tuned for another target: {', '.join(diff)}"
+    return None
+
+
+def check_compatible(directory: Path, target_json: dict[str, Any]) -> dict[str, Any]:
+    """The log's manifest, or a one-line :class:`TuningLogError` saying why it does not fit this build."""
+    if not directory.is_dir() or not has_database(directory):
+        raise TuningLogError(f"tuning log {directory} not found (expected a directory holding {WORKLOADS}); "
+                             f"create one with `lncompile tune MODEL --log-dir {directory}`")
+    manifest = read_manifest(directory)
+    why = incompatibility(manifest, target_json)
+    if why is not None:
+        raise TuningLogError(f"refusing tuning log {directory}: {why}; re-tune with `lncompile tune`")
+    assert manifest is not None
+    return manifest

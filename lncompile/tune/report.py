@@ -1,0 +1,21 @@
+"""One-line summaries of the tuning logs a build applied (printed by ``lncompile build`` and ``bench``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
+    if not tuning:
+        return []
+    lines = []
+    logs = tuning.get("logs", [])
+    if logs:
+        kind = "shipped tuning log" if all(log["shipped"] for log in logs) else "tuning log"
+        paths = ", ".join(log["path"] for log in logs)
+        records = sum(log["records"] for log in logs)
+        lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
+                     f"{tuning['kernels']} kernels (tasks) tuned")
+    for skipped in tuning.get("not_applied", []):
+        lines.append(f"shipped tuning log {skipped['path']} not applied: {skipped['why']}")
+    return lines

@@ -1,0 +1,225 @@
+"""Running MetaSchedule on a model: progress, time budget, Ctrl-C, resumable log directories.
+
+Resuming is MetaSchedule's own behaviour, which this module relies on: its JSONDatabase re-reads the records
+in the log directory, the evolutionary search seeds its population from the best of them, and new records are
+appended. ``max_trials_global`` counts the new trials of this run only, so trials add up across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backend import tvm_api
+from ..errors import UsageError
+from ..manifest import now_iso
+from . import logdb
+from .tasks import TuningProblem, tuning_target_json
+
+WORKER_SITE = Path(__file__).parent / "_worker_site"
+# MetaSchedule's build workers import TVM (and with it torch) in a fresh process for every batch: on a busy
+# 2-core machine that alone took 20-40 s, so the default 30 s build timeout reported every candidate as failed.
+DEFAULT_BUILDER_TIMEOUT_S = 120.0
+
+
+@contextlib.contextmanager
+def worker_startup_fix() -> Iterator[None]:
+    """Put the ``inspect.getmodule`` short-circuit on the workers' PYTHONPATH (and apply it here too)."""
+    spec = importlib.util.spec_from_file_location("_lncompile_worker_site", WORKER_SITE / "sitecustomize.py")
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # patches inspect in this process
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(WORKER_SITE), *([saved] if saved else [])])
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+@contextlib.contextmanager
+def quiet_metaschedule() -> Iterator[None]:
+    """MetaSchedule logs every batch at INFO on the console; keep that in the per-task log files only."""
+    loggers = [logging.getLogger(n) for n in ("tvm.s_tir.meta_schedule", "tvm.meta_schedule")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+class _Stop(Exception):
+    """Raised from the measure callback to end tuning early (time budget or Ctrl-C)."""
+
+
+@dataclass
+class Progress:
+    """Per-task best latency and trial counts, fed by MetaSchedule's measure callback."""
+
+    weights: list[int]
+    per_task_limit: int
+    trials: int = 0
+    errors: int = 0
+    task_trials: list[int] = field(default_factory=list)
+    best_s: list[float | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.task_trials = [0] * len(self.weights)
+        self.best_s = [None] * len(self.weights)
+
+    def add(self, task_id: int, seconds: list[float | None]) -> None:
+        self.trials += len(seconds)
+        self.task_trials[task_id] += len(seconds)
+        for s in seconds:
+            if s is None:
+                self.errors += 1
+            elif self.best_s[task_id] is None or s < self.best_s[task_id]:
+                self.best_s[task_id] = s
+
+    @property
+    def tasks_done(self) -> int:
+        return sum(t >= self.per_task_limit for t in self.task_trials)
+
+    def estimate_ms(self) -> tuple[float, int]:
+        """(sum of weight x best latency over measured tasks in ms, number of measured tasks)."""
+        measured = [(w, b) for w, b in zip(self.weights, self.best_s, strict=True) if b is not None]
+        return sum(w * b for w, b in measured) * 1e3, len(measured)
+
+
+@dataclass
+class TuneOutcome:
+    log_dir: Path
+    trials: int  # measured in this run
+    total_trials: int  # recorded in the manifest over all runs of this model
+    records: int  # valid records in the database
+    wall_seconds: float
+    stopped: str | None  # None, "time budget", "interrupted", or the error that ended MetaSchedule
+    tasks: list[dict[str, Any]]
+    estimate_ms: float | None  # sum of weight x best task latency
+
+
+def _prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    existing = logdb.read_manifest(log_dir)
+    if logdb.has_database(log_dir):
+        if existing is not None:
+            why = logdb.incompatibility(existing, problem.target_json)
+            if why is not None:
+                raise UsageError(f"cannot tune into {log_dir}: {why}; use another --log-dir")
+        logdb.repair_in_place(log_dir)
+    return existing
+
+
+def _task_rows(problem: TuningProblem, db: Any) -> list[dict[str, Any]]:
+    rows = problem.task_rows()
+    for row, task in zip(rows, problem.tasks, strict=True):
+        best, count = tvm_api.best_record_seconds(db, tvm_api.task_workload_module(task))
+        row["best_ms"] = None if best is None else round(best * 1e3, 6)
+        row["records"] = count
+    return rows
+
+
+def _update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: TuningProblem, rows: list[dict],
+                     trials: int, wall: float, stopped: str | None) -> tuple[dict[str, Any], int]:
+    manifest = dict(existing or {"format": logdb.FORMAT, "created": now_iso()})
+    manifest["versions"] = logdb.versions()
+    manifest["target"] = {"preset": problem.preset.name, "tvm_target": problem.target_json,
+                          "tuning_target": tuning_target_json(problem.target_json)}
+    models = manifest.setdefault("models", {})
+    entry = models.setdefault(problem.ir_sha256, {"name": problem.name, "trials": 0, "wall_seconds": 0.0,
+                                                  "sessions": []})
+    entry.update(name=problem.name, passes=problem.passes, tasks=rows)
+    entry["trials"] += trials
+    entry["wall_seconds"] = round(entry["wall_seconds"] + wall, 1)
+    entry["sessions"].append({"ended": now_iso(), "trials": trials, "wall_seconds": round(wall, 1),
+                              "stopped": stopped})
+    estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
+    entry["estimated_ms"] = round(sum(estimate), 6) if len(estimate) == len(rows) else None
+    manifest["trials"] = sum(m["trials"] for m in models.values())
+    manifest["wall_seconds"] = round(sum(m["wall_seconds"] for m in models.values()), 1)
+    manifest["records"] = logdb.count_records(log_dir)
+    manifest["updated"] = now_iso()
+    logdb.write_manifest(log_dir, manifest)
+    return manifest, entry["trials"]
+
+
+def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, trials_per_task: int = 64,
+         trials_per_iter: int = 16, time_budget_s: float | None = None, runner: Any = None, builder: Any = None,
+         builder_timeout_s: float = DEFAULT_BUILDER_TIMEOUT_S, runner_timeout_s: float = 30.0,
+         quick_search: bool = False, show_progress: bool = True) -> TuneOutcome:
+    """Tune every task of ``problem`` into ``log_dir`` (resuming from what it holds) and write its manifest.
+
+    ``trials`` defaults to ``trials_per_task`` x tasks: fewer leaves some tasks untuned (MetaSchedule
+    spends the budget where the gradient scheduler expects gains, and a task with no trial keeps the
+    naive schedule).
+    """
+    from tqdm import tqdm
+
+    if not problem.tasks:
+        raise UsageError(f"{problem.name} has no tunable kernels for {problem.preset.name}")
+    n = len(problem.tasks)
+    total = trials if trials is not None else trials_per_task * n
+    if total < 1 or trials_per_task < 1:
+        raise UsageError("--trials and --trials-per-task must be positive")
+    existing = _prepare_log_dir(log_dir, problem)
+    progress = Progress([int(t.weight) for t in problem.tasks], trials_per_task)
+    bar = tqdm(total=total, unit="trial", desc=f"tuning {problem.name}", disable=not show_progress,
+               dynamic_ncols=True)
+    started = time.monotonic()
+    stop_reason: list[str] = []
+
+    def on_measured(task_id: int, seconds: list[float | None]) -> None:
+        progress.add(task_id, seconds)
+        estimate, measured = progress.estimate_ms()
+        bar.set_postfix_str(f"tasks {progress.tasks_done}/{n}, est. {estimate:.3f} ms ({measured}/{n} measured)"
+                            f"{f', {progress.errors} failed' if progress.errors else ''}", refresh=False)
+        bar.update(len(seconds))
+        if time_budget_s is not None and time.monotonic() - started > time_budget_s and not stop_reason:
+            stop_reason.append("time budget")
+        if stop_reason:
+            raise _Stop(stop_reason[0])
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not stop_reason:
+            stop_reason.append("interrupted")
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    stopped: str | None = None
+    try:
+        with worker_startup_fix(), quiet_metaschedule():
+            tvm_api.tune_tasks(problem.tasks, str(log_dir), max_trials_global=total,
+                               max_trials_per_task=trials_per_task, num_trials_per_iter=trials_per_iter,
+                               builder_timeout_s=builder_timeout_s, runner=runner,
+                               runner_timeout_s=runner_timeout_s, callbacks=[tvm_api.measure_callback(on_measured)],
+                               quick_search=quick_search, builder=builder)
+    except (Exception, KeyboardInterrupt) as e:
+        # MetaSchedule wraps exceptions raised in callbacks; the recorded reason says whether we asked for it.
+        if stop_reason:
+            stopped = stop_reason[0]
+        else:
+            stopped = f"MetaSchedule stopped: {(str(e).strip().splitlines() or [type(e).__name__])[-1]}"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    wall = time.monotonic() - started
+    logdb.repair_in_place(log_dir)  # a kill mid-append leaves half a line
+    db = tvm_api.json_database(str(log_dir))
+    rows = _task_rows(problem, db)
+    _, total_trials = _update_manifest(log_dir, existing, problem, rows, progress.trials, wall, stopped)
+    estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
+    return TuneOutcome(log_dir, progress.trials, total_trials, logdb.count_records(log_dir), wall, stopped, rows,
+                       round(sum(estimate), 6) if len(estimate) == len(rows) else None)

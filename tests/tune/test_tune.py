@@ -1,0 +1,158 @@
+"""MetaSchedule tuning end to end on a two-kernel net: log directory, resume, applying logs, refusals, bench.
+
+Tuning is real (MetaSchedule builds and measures candidates here) but tiny: 2 tasks, 2 trials each, the
+`--quick` search. Most of the time goes into MetaSchedule's worker processes starting up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lncompile
+from lncompile.tune import logdb
+from lncompile.tune.curve import tuning_curve
+from tests.conftest import relative_error
+
+pytestmark = pytest.mark.slow
+
+TUNE_ARGS = ["--trials-per-task", "2", "--trials-per-iter", "2", "--quick", "--builder-timeout", "240"]
+
+
+def lncompile_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lncompile.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+class TwoKernels(nn.Module):
+    """conv3x3 + bias + ReLU (one fused kernel) and a global mean (another)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean((2, 3))
+
+
+@pytest.fixture(scope="module")
+def model_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    torch.manual_seed(0)
+    module = TwoKernels().eval()
+    path = tmp_path_factory.mktemp("model") / "twokernels.onnx"
+    torch.onnx.export(module, (torch.randn(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
+                      input_names=["x"])
+    return path, module
+
+
+@pytest.fixture(scope="module")
+def tuned(model_onnx: tuple[Path, nn.Module], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    log_dir = tmp_path_factory.mktemp("tune") / "log"
+    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(log_dir), *TUNE_ARGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 tasks" in result.stderr and "4 trials" in result.stdout
+    return log_dir
+
+
+def _copy(log_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "log"
+    shutil.copytree(log_dir, copy, ignore=shutil.ignore_patterns("logs"))
+    return copy
+
+
+def test_log_dir_holds_database_and_manifest(tuned: Path) -> None:
+    records = (tuned / logdb.RECORDS).read_text().splitlines()
+    workloads = (tuned / logdb.WORKLOADS).read_text().splitlines()
+    assert len(workloads) == 2 and len(records) == 4
+    manifest = json.loads((tuned / logdb.MANIFEST).read_text())
+    assert set(manifest["versions"]) == {"apache-tvm", "apache-tvm-ffi", "llvm"}
+    assert manifest["target"]["tvm_target"]["kind"] == "llvm" and manifest["trials"] == 4
+    (model,) = manifest["models"].values()
+    assert len(model["tasks"]) == 2 and all(t["best_ms"] > 0 and t["records"] == 2 for t in model["tasks"])
+    assert {t["workload_hash"] for t in model["tasks"]} == {json.loads(w)[0] for w in workloads}
+    curve = tuning_curve(tuned)
+    assert curve and curve[-1][0] == 4 and curve[-1][1] == pytest.approx(model["estimated_ms"], rel=1e-3)
+
+
+def test_build_applies_log_and_still_matches_pytorch(tuned: Path, model_onnx: tuple[Path, nn.Module],
+                                                      tmp_path: Path) -> None:
+    onnx_path, module = model_onnx
+    result = lncompile_cli("build", str(onnx_path), "--tuning-log", str(tuned), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"applied tuning log {tuned} (4 records): 2 of 2 kernels" in result.stderr
+    library = tmp_path / "twokernels-x86.so"
+    manifest = json.loads(library.with_suffix(".json").read_text())
+    assert manifest["tuning"]["kernels_tuned"] == 2 and manifest["tuning"]["logs"][0]["records"] == 4
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    assert relative_error(lncompile.load(library)(x), expected) <= 1e-4
+
+
+def test_rerun_resumes_from_the_database(tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    log_dir = _copy(tuned, tmp_path)
+    before = (log_dir / logdb.RECORDS).read_text().splitlines()
+    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(log_dir), "--trials", "2", *TUNE_ARGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = (log_dir / logdb.RECORDS).read_text().splitlines()
+    assert after[: len(before)] == before and len(after) == len(before) + 2  # kept, then appended
+    assert len((log_dir / logdb.WORKLOADS).read_text().splitlines()) == 2  # same workloads, not duplicated
+    manifest = json.loads((log_dir / logdb.MANIFEST).read_text())
+    (model,) = manifest["models"].values()
+    assert manifest["trials"] == model["trials"] == 6 and [s["trials"] for s in model["sessions"]] == [4, 2]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("apache-tvm", "0.19.0", "tuned with TVM 0.19.0"),
+    ("mcpu", "cortex-a72", "mcpu='cortex-a72' (log)"),
+])
+def test_log_for_another_tvm_or_target_is_refused(tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path,
+                                                  field: str, value: str, reason: str) -> None:
+    log_dir = _copy(tuned, tmp_path)
+    manifest = json.loads((log_dir / logdb.MANIFEST).read_text())
+    if field == "apache-tvm":
+        manifest["versions"][field] = value
+    else:
+        manifest["target"]["tvm_target"][field] = value
+    (log_dir / logdb.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(logdb.TuningLogError, match=f"refusing tuning log .*{re.escape(reason)}") as info:
+        lncompile.compile(str(model_onnx[0]), "x86", tuning_log=log_dir)
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_lines_are_skipped_with_a_warning(tuned: Path, model_onnx: tuple[Path, nn.Module],
+                                                  tmp_path: Path) -> None:
+    log_dir = _copy(tuned, tmp_path)
+    lines = (log_dir / logdb.RECORDS).read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]  # a write cut short
+    lines.append("not json at all")
+    (log_dir / logdb.RECORDS).write_text("\n".join(lines) + "\n")
+    with pytest.warns(logdb.TuningLogWarning, match="skipped 2 corrupt line"):
+        compiled = lncompile.compile(str(model_onnx[0]), "x86", tuning_log=log_dir)
+    assert compiled.manifest["tuning"]["logs"][0]["records"] == 3 and compiled.manifest["tuning"]["kernels_tuned"] == 2
+    x = np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = model_onnx[1](torch.from_numpy(x)).numpy()
+    assert relative_error(compiled(x), expected) <= 1e-4
+
+
+def test_bench_json_shape(tmp_path: Path) -> None:
+    result = lncompile_cli("bench", "mobilenet_v1", "--width-mult", "0.25", "--resolution", "32", "--repeat", "3",
+                           "--threads", "1", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["model"] == "mobilenet_v1" and report["target"] == "x86" and report["threads"] == 1
+    assert set(report["latency_ms"]) == {"lncompile", "torch", "ort"}
+    for stats in report["latency_ms"].values():
+        assert set(stats) == {"median", "p90"} and 0 < stats["median"] <= stats["p90"]
+    for engine in ("torch", "ort"):
+        expected = report["latency_ms"]["lncompile"]["median"] / report["latency_ms"][engine]["median"]
+        assert report["ratios"][f"lncompile/{engine}"] == pytest.approx(expected, rel=1e-2)
