@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import lncompile
 from lncompile import graphs
 from lncompile.analysis.profile import profile
+from lncompile.api import compile_imported
 from lncompile.fileio import write_text_atomic
 from lncompile.frontend import import_model
 
@@ -42,7 +42,7 @@ def check(name: str, target: str) -> str:
         imported = import_model(name)
         counts = profile(imported.graph)
         started = time.perf_counter()
-        compiled = lncompile.api.compile_imported(imported, target)
+        compiled = compile_imported(imported, target)
         seconds = time.perf_counter() - started
         x = imported.example[0]
         with torch.no_grad():
