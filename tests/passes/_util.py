@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import torch
 
 from lncompile.frontend import import_model
-from lncompile.ir import Graph, TensorType, ir_hash, run_graph
+from lncompile.ir import Graph, ir_hash, run_graph
 from lncompile.passes import PassStats, run_pipeline
 from tests.conftest import relative_error
 
@@ -44,19 +43,6 @@ def max_error(before: Graph, after: Graph, seed: int = 0) -> float:
     """Largest relative error (max |diff| / max |expected|) over the outputs, on the same random inputs."""
     xs = inputs_for(before, seed)
     return max(relative_error(a, b) for a, b in zip(run_graph(after, *xs), run_graph(before, *xs), strict=True))
-
-
-def as_float64(graph: Graph) -> Graph:
-    """The same graph computing in float64 (constants and types widened): pass math checked without f32 noise."""
-    g = graph.copy()
-    for name in g.nodes:
-        rec = g.record(name)
-        outs = tuple(TensorType(t.shape, "float64") if t.dtype == "float32" else t for t in rec.outputs)
-        value: Any = rec.value
-        if value is not None and value.dtype == np.float32:
-            value = value.astype(np.float64)
-        g.replace_record(name, rec.with_(outputs=outs, value=value))
-    return g
 
 
 def count(graph: Graph, op: str) -> int:

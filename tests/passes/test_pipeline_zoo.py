@@ -21,9 +21,10 @@ import lncompile
 from lncompile.errors import UsageError
 from lncompile.frontend import import_model
 from lncompile.ir import run_graph
+from lncompile.ir.precision import as_float64
 from lncompile.passes.pipeline import optimize
 from tests.conftest import relative_error
-from tests.passes._util import as_float64, count, inputs_for
+from tests.passes._util import count, inputs_for
 
 RESOLUTIONS = (64, 96, 128, 160, 256)
 BN_FREE_FAMILIES = {"mobilenet", "efficientnet", "mnasnet", "ghostnet", "shufflenet"}
