@@ -96,10 +96,14 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     mod = relax_module if relax_module is not None else to_relax(graph)
     try:
         target = tvm_api.make_target(target_json, host_json)
+        executable = None
         if logs is not None and logs.logs:
-            executable, tuned, kernels = tvm_api.build_with_database(mod, target, logs.database)
+            tuned_executable, tuned, kernels = tvm_api.build_with_database(mod, target, logs.database)
             tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels}
-        else:
+            # A log that matches no kernel of this model changes nothing: build on the default pipeline,
+            # the path every untuned build (and the whole-zoo check) takes.
+            executable = tuned_executable if tuned else None
+        if executable is None:
             executable = tvm_api.build_executable(mod, target, preset.device)
     except Exception as e:  # TVM raises its own error types; keep the first line
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]

@@ -14,8 +14,12 @@ def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
         kind = "shipped tuning log" if all(log["shipped"] for log in logs) else "tuning log"
         paths = ", ".join(log["path"] for log in logs)
         records = sum(log["records"] for log in logs)
-        lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
-                     f"{tuning['kernels']} kernels (tasks) tuned")
+        if tuning["kernels_tuned"]:
+            lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
+                         f"{tuning['kernels']} kernels (tasks) tuned")
+        else:
+            lines.append(f"{kind} {paths} ({records} records) matched none of the {tuning['kernels']} kernels "
+                         f"of this model: built with default schedules (`lncompile tune` makes a log for it)")
     for skipped in tuning.get("not_applied", []):
         lines.append(f"shipped tuning log {skipped['path']} not applied: {skipped['why']}")
     return lines

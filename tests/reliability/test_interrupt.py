@@ -70,7 +70,9 @@ def interrupted_build(model: Path, tmp_path: Path, stage: str, sig: int, delay: 
     markers.mkdir()
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(driver), str(markers), "build", str(model), "-o", str(out)],
+    # --no-tuning-log: a shipped log for this CPU would take another build path than the hooked one.
+    proc = subprocess.Popen([sys.executable, str(driver), str(markers), "build", str(model), "--no-tuning-log",
+                             "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (markers / stage).exists():
@@ -114,7 +116,7 @@ def test_sigterm_cleans_up_too(model: Path, tmp_path: Path) -> None:
 
 def test_uninterrupted_build_writes_the_pair(model: Path, tmp_path: Path) -> None:
     """The driver itself changes nothing: without a signal the same run produces a library and its manifest."""
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path), "build", str(model), "-o",
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path), "build", str(model), "--no-tuning-log", "-o",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["convnet-x86.json", "convnet-x86.so"]
