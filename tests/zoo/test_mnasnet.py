@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
+from tests.zoo._counting import assert_close, params_macs, skeleton
 
 MODELS = ["mnasnet_a1", "mnasnet_b1"]
-
-
-def _skeleton(name: str, resolution: int | None = None, **knobs) -> torch.nn.Module:
-    """The model on the meta device, straight from the factory: shapes only, no init / BN calibration."""
-    spec = graphs.spec(name)
-    with torch.device("meta"):
-        return spec.factory(resolution=resolution or spec.resolution, num_classes=1000, **spec.preset, **knobs)
-
-
-def _params_macs(name: str, resolution: int | None = None, **knobs) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    resolution = resolution or graphs.spec(name).resolution
-    model = _skeleton(name, resolution, **knobs).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
-
-
-def _assert_close(name: str, params: float, macs: float, pub_params: float, pub_macs: float) -> None:
-    assert abs(params / pub_params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub_params / 1e6}M"
-    assert abs(macs / pub_macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub_macs / 1e6}M"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -46,8 +25,8 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     spec = graphs.spec(name)
     assert spec.published is not None
-    params, macs = _params_macs(name)
-    _assert_close(name, params, macs, spec.published.params, spec.published.macs)
+    params, macs = params_macs(name)
+    assert_close(name, params, macs, spec.published.params, spec.published.macs)
 
 
 def test_exports() -> None:
@@ -70,7 +49,7 @@ def test_exports() -> None:
     ],
 )
 def test_a1_depth_multiplier_table(width: float, resolution: int, params: float, macs: float) -> None:
-    got_params, got_macs = _params_macs("mnasnet_a1", resolution, width_mult=width)
+    got_params, got_macs = params_macs("mnasnet_a1", resolution, width_mult=width)
     assert round(got_params / 1e6, 1) == params / 1e6, f"{got_params / 1e6:.3f}M params vs {params / 1e6}M"
     assert abs(got_macs / macs - 1) <= 0.05, f"{got_macs / 1e6:.1f}M MAdds vs {macs / 1e6}M"
 
@@ -80,7 +59,7 @@ def test_a1_depth_multiplier_table(width: float, resolution: int, params: float,
     ("width", "params", "macs"), [(0.5, 2_218_512, 0.104e9), (0.75, 3_170_208, 0.215e9), (1.3, 6_282_256, 0.526e9)]
 )
 def test_b1_torchvision_widths(width: float, params: int, macs: float) -> None:
-    got_params, got_macs = _params_macs("mnasnet_b1", width_mult=width)
+    got_params, got_macs = params_macs("mnasnet_b1", width_mult=width)
     assert got_params == params
     assert abs(got_macs / macs - 1) <= 0.01
 
@@ -88,7 +67,7 @@ def test_b1_torchvision_widths(width: float, params: int, macs: float) -> None:
 def test_a1_squeeze_excite_uses_block_input_width() -> None:
     # MnasBlock: reduced = int(0.25 * input_filters); stage 3's first block takes 24 channels (-> 6),
     # its others 40 (-> 10), though their expanded widths are 72 and 120.
-    model = _skeleton("mnasnet_a1")
+    model = skeleton("mnasnet_a1")
     ses = [m for m in model.modules() if m.__class__.__name__ == "SqueezeExcite"]
     assert [(se.reduce.in_channels, se.reduce.out_channels) for se in ses[:3]] == [(72, 6), (120, 10), (120, 10)]
     assert all(isinstance(se.gate, torch.nn.Sigmoid) for se in ses)

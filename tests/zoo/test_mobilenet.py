@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
+from tests.zoo._counting import assert_close, params_macs, skeleton
 
 MODELS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
-
-
-def _skeleton(name: str, resolution: int | None = None, **knobs) -> torch.nn.Module:
-    """The model on the meta device, straight from the factory: shapes only, no init / BN calibration."""
-    spec = graphs.spec(name)
-    with torch.device("meta"):
-        return spec.factory(resolution=resolution or spec.resolution, num_classes=1000, **spec.preset, **knobs)
-
-
-def _params_macs(name: str, resolution: int | None = None, **knobs) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    resolution = resolution or graphs.spec(name).resolution
-    model = _skeleton(name, resolution, **knobs).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
-
-
-def _assert_close(name: str, params: float, macs: float, pub_params: float, pub_macs: float) -> None:
-    assert abs(params / pub_params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub_params / 1e6}M"
-    assert abs(macs / pub_macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub_macs / 1e6}M"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -46,8 +25,8 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     spec = graphs.spec(name)
     assert spec.published is not None
-    params, macs = _params_macs(name)
-    _assert_close(name, params, macs, spec.published.params, spec.published.macs)
+    params, macs = params_macs(name)
+    assert_close(name, params, macs, spec.published.params, spec.published.macs)
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v3_small"])
@@ -71,13 +50,13 @@ def test_exports(name: str) -> None:
     ],
 )
 def test_v1_paper_tables_6_7(width: float, resolution: int, params: float, macs: float) -> None:
-    got_params, got_macs = _params_macs("mobilenet_v1", resolution, width_mult=width)
-    _assert_close(f"mobilenet_v1 {width}-{resolution}", got_params, got_macs, params, macs)
+    got_params, got_macs = params_macs("mobilenet_v1", resolution, width_mult=width)
+    assert_close(f"mobilenet_v1 {width}-{resolution}", got_params, got_macs, params, macs)
 
 
 def test_v1_width_truncates_like_tf_slim() -> None:
     # TF-slim depth(): max(int(c * alpha), 8); at 0.25 the first conv is the 8-channel floor.
-    model = _skeleton("mobilenet_v1", width_mult=0.25)
+    model = skeleton("mobilenet_v1", width_mult=0.25)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1]
     assert [c.out_channels for c in convs] == [8, 16, 32, 32, 64, 64, *[128] * 6, 256, 256]
 
@@ -89,8 +68,8 @@ def test_v1_width_truncates_like_tf_slim() -> None:
     [(0.35, 1.66e6, 59e6), (0.5, 1.95e6, 97e6), (0.75, 2.61e6, 209e6), (1.4, 6.06e6, 582e6)],
 )
 def test_v2_width_release_table(width: float, params: float, macs: float) -> None:
-    got_params, got_macs = _params_macs("mobilenet_v2", width_mult=width)
-    _assert_close(f"mobilenet_v2 {width}", got_params, got_macs, params, macs)
+    got_params, got_macs = params_macs("mobilenet_v2", width_mult=width)
+    assert_close(f"mobilenet_v2 {width}", got_params, got_macs, params, macs)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +78,7 @@ def test_v2_width_release_table(width: float, params: float, macs: float) -> Non
     [(0.35, [16, 8, 8, 16, 24, 32, 56, 112], 1280), (1.4, [48, 24, 32, 48, 88, 136, 224, 448], 1792)],
 )
 def test_v2_channel_rounding(width: float, stages: list[int], last: int) -> None:
-    model = _skeleton("mobilenet_v2", width_mult=width)
+    model = skeleton("mobilenet_v2", width_mult=width)
     features = model.features
     widths = [features[0].out_channels] + [features[i].block[-1][0].out_channels for i in (1, 3, 6, 10, 13, 16, 17)]
     assert widths == stages
@@ -108,12 +87,12 @@ def test_v2_channel_rounding(width: float, stages: list[int], last: int) -> None
 
 def test_v3_large_075_paper() -> None:
     # arXiv 1905.02244 Table 3: V3-Large 0.75 = 155M MAdds, 4.0M params (same in both arXiv versions).
-    params, macs = _params_macs("mobilenet_v3_large", width_mult=0.75)
-    _assert_close("mobilenet_v3_large 0.75", params, macs, 4.0e6, 155e6)
+    params, macs = params_macs("mobilenet_v3_large", width_mult=0.75)
+    assert_close("mobilenet_v3_large 0.75", params, macs, 4.0e6, 155e6)
 
 
 def test_v3_structure() -> None:
-    model = _skeleton("mobilenet_v3_large")
+    model = skeleton("mobilenet_v3_large")
     ses = [m for m in model.modules() if m.__class__.__name__ == "SqueezeExcite"]
     # SE squeeze = make_divisible(exp / 4, 8): the 72-wide block squeezes to 24, the 960-wide ones to 240.
     assert [se.reduce.out_channels for se in ses][:2] == [24, 32]
@@ -121,7 +100,7 @@ def test_v3_structure() -> None:
     assert all(isinstance(se.gate, torch.nn.Hardsigmoid) for se in ses)
     # Efficient last stage: pooled 960 -> 1280 conv with bias and no BN; head not scaled by width.
     assert model.head[1].in_channels == 960 and model.head[1].out_channels == 1280
-    small = _skeleton("mobilenet_v3_small", width_mult=0.5)
+    small = skeleton("mobilenet_v3_small", width_mult=0.5)
     assert small.features[0][0].out_channels == 16  # stem fixed below width 0.75 (timm fix_stem)
     assert small.head[1].out_channels == 1024
 

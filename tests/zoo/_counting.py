@@ -1,0 +1,29 @@
+"""Shared helpers for the zoo tests: parameter and MAC counts of a factory on the meta device."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lncompile import graphs
+
+
+def skeleton(name: str, resolution: int | None = None, **knobs) -> torch.nn.Module:
+    """The model on the meta device, straight from the factory: shapes only, no init / BN calibration."""
+    spec = graphs.spec(name)
+    with torch.device("meta"):
+        return spec.factory(resolution=resolution or spec.resolution, num_classes=1000, **spec.preset, **knobs)
+
+
+def params_macs(name: str, resolution: int | None = None, **knobs) -> tuple[int, float]:
+    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
+    resolution = resolution or graphs.spec(name).resolution
+    model = skeleton(name, resolution, **knobs).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, 3, resolution, resolution, device="meta"))
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
+
+
+def assert_close(name: str, params: float, macs: float, pub_params: float, pub_macs: float) -> None:
+    assert abs(params / pub_params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub_params / 1e6}M"
+    assert abs(macs / pub_macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub_macs / 1e6}M"
