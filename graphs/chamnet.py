@@ -12,11 +12,9 @@ newer fbnet_v2 `IRFBlock` would build the first block, they come out 12.8 M / 5.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .blocks import ClassifierHead, ConvBNAct
-from .fbnet import FBNetIRBlock
+from .fbnet import FBNet
 from .mobilenet import check_resolution
 from .registry import Published, register
 
@@ -37,30 +35,17 @@ _ARCHS: dict[str, tuple[int, list[tuple[int, int, int, int]], int]] = {
 _WIDTH_DIVISOR = 8
 
 
-def _divisible_by(value: int, divisor: int = _WIDTH_DIVISOR) -> int:
-    """mobile-vision `hp.get_divisible_by`: nearest multiple of ``divisor`` (halves away from zero), >= divisor."""
-    if value % divisor == 0:
-        return value
-    return max(1, int(value / divisor + 0.5)) * divisor
+class ChamNet(FBNet):
+    """FBNet's network on a ChamNet stage table: each stage is ``repeats`` 3x3 IR blocks (stride on the first)."""
 
-
-class ChamNet(nn.Module):
     def __init__(self, variant: str, num_classes: int = 1000) -> None:
-        super().__init__()
         stem, stages, head = _ARCHS[variant]
-        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, 2, act=nn.ReLU)]
-        in_ch = stem
-        for expansion, out, repeats, stride in stages:
-            for i in range(repeats):
-                mid = _divisible_by(in_ch * expansion)
-                layers.append(FBNetIRBlock(in_ch, out, 3, stride if i == 0 else 1, mid))
-                in_ch = out
-        layers.append(ConvBNAct(in_ch, head, 1, act=nn.ReLU))
-        self.features = nn.Sequential(*layers)
-        self.classifier = ClassifierHead(head, num_classes, dropout=0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        blocks = [
+            ("ir", 3, expansion, out, stride if i == 0 else 1, 1)
+            for expansion, out, repeats, stride in stages
+            for i in range(repeats)
+        ]
+        super().__init__(blocks, head, num_classes, stem=stem, width_divisor=_WIDTH_DIVISOR)
 
 
 _README = "facebookresearch/mobile-vision README ChamNet table (older Caffe2 release)"

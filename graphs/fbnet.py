@@ -130,18 +130,33 @@ class FBNetIRBlock(nn.Module):
         return x + y if self.use_residual else y
 
 
+def divisible_by(value: int, divisor: int) -> int:
+    """mobile-vision `hp.get_divisible_by`: nearest multiple of ``divisor`` (halves away from zero), >= divisor."""
+    if value % divisor == 0:
+        return value
+    return max(1, int(value / divisor + 0.5)) * divisor
+
+
 class FBNet(nn.Module):
-    def __init__(self, variant: str, num_classes: int = 1000) -> None:
+    """3x3 stride-2 stem -> FBNet IR blocks -> 1x1 head conv -> classifier; also ChamNet's network.
+
+    ``blocks`` are ``_Block`` rows; a block's expanded width is its input width times its expansion, rounded by
+    ``divisible_by`` to a multiple of ``width_divisor`` (1, no rounding, for FBNet).
+    """
+
+    def __init__(
+        self, blocks: list[_Block], head: int, num_classes: int = 1000, *, stem: int = _STEM, width_divisor: int = 1
+    ) -> None:
         super().__init__()
-        blocks, head = _ARCHS[variant]
-        layers: list[nn.Module] = [ConvBNAct(3, _STEM, 3, 2, act=nn.ReLU)]
-        in_ch = _STEM
+        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, 2, act=nn.ReLU)]
+        in_ch = stem
         for op, kernel, expansion, out, stride, groups in blocks:
             if op == "skip":
                 # The "skip" candidate is only ever placed where shapes match, so it is a true identity.
                 assert stride == 1 and in_ch == out
                 continue
-            layers.append(FBNetIRBlock(in_ch, out, kernel, stride, in_ch * expansion, groups))
+            mid = divisible_by(in_ch * expansion, width_divisor)
+            layers.append(FBNetIRBlock(in_ch, out, kernel, stride, mid, groups))
             in_ch = out
         layers.append(ConvBNAct(in_ch, head, 1, act=nn.ReLU))
         self.features = nn.Sequential(*layers)
@@ -163,7 +178,7 @@ _ZOO_JSON = "facebookresearch/mobile-vision model_zoo/models/model_info/fbnet/mo
 def fbnet_a(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
     """FBNet-A: DNAS-searched IR blocks with skip ops and group-2 pointwise convs, head 1504."""
     check_resolution("fbnet_a", resolution)
-    return FBNet("a", num_classes)
+    return FBNet(*_ARCHS["a"], num_classes)
 
 
 @register(
@@ -179,7 +194,7 @@ def fbnet_a(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
 def fbnet_b(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
     """FBNet-B: DNAS-searched IR blocks (k3/k5, e1/3/6), one skip op, head 1984."""
     check_resolution("fbnet_b", resolution)
-    return FBNet("b", num_classes)
+    return FBNet(*_ARCHS["b"], num_classes)
 
 
 @register(
@@ -191,4 +206,4 @@ def fbnet_b(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
 def fbnet_c(resolution: int = 224, num_classes: int = 1000) -> nn.Module:
     """FBNet-C: the largest DNAS-searched FBNet, head 1984."""
     check_resolution("fbnet_c", resolution)
-    return FBNet("c", num_classes)
+    return FBNet(*_ARCHS["c"], num_classes)

@@ -2,7 +2,8 @@
 
 Fair means: one process, the same input, the same thread count for all three (TVM's pool, torch's intra-op
 pool, ORT's intra-op pool), and interleaved rounds (each round runs every engine once, in a rotating order)
-so that load from other processes and CPU frequency changes hit all engines alike. Latency is wall time of
+so that load from other processes and CPU frequency changes hit all engines alike; an untimed settle run
+before each timed one keeps one engine's spinning worker threads from being billed to the next. Latency is wall time of
 one Python call per inference, including the conversion to and from numpy, for every engine.
 """
 
@@ -29,8 +30,14 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     return {"median": round(float(np.median(a)), 4), "p90": round(float(np.percentile(a, 90)), 4)}
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Per engine, ``repeat`` wall times (s): round r runs every engine once, starting at engine r mod n."""
+def interleaved(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 3,
+                settle: int = 1) -> dict[str, list[float]]:
+    """Per engine, ``repeat`` wall times (s): round r runs every engine once, starting at engine r mod n.
+
+    Before each timed run the engine runs ``settle`` more times untimed: all three keep their worker threads
+    spinning for a while after an inference, so a run timed right after another engine's would pay for that
+    engine's spinning threads on the same cores (on 2 cores this made TVM look 4x slower).
+    """
     names = list(runs)
     for name in names:
         for _ in range(warmup):
@@ -39,6 +46,8 @@ def interleaved(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 3
     for r in range(repeat):
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
+            for _ in range(settle):
+                runs[name]()
             started = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - started)

@@ -41,6 +41,7 @@ class CompiledModel:
         self._build, self._preset, self.graph = build, preset, graph
         device = manifest["target"].get("device", "cpu")
         self._device = tvm_api.cuda_device() if device == "cuda" else tvm_api.cpu_device()
+        tvm_api.default_runtime_threads()
         self._vm = tvm_api.VirtualMachine(module, self._device)
         self._main = self._vm["main"]
 

@@ -159,6 +159,36 @@ def _pipeline_phases(target: tvm.target.Target) -> Any:
     return rp
 
 
+def convert_layout(mod: tvm.IRModule, desired: dict[str, list[str]]) -> tvm.IRModule:
+    """Relax's ConvertLayout to ``desired`` ({op name: [data layout, kernel layout]}), then FoldConstant so
+    that the constant weights are stored in the new kernel layout (pre-packed at compile time, no transform
+    left at run time). Layout changes at the graph's boundary stay as layout_transform ops."""
+    seq = tvm.transform.Sequential([_clip_as_min_max, relax.transform.ConvertLayout(desired),
+                                    relax.transform.Normalize(), relax.transform.FoldConstant()])
+    return seq(mod)
+
+
+@tvm.transform.module_pass(opt_level=0, name="lncompile.ClipAsMinMax")
+def _clip_as_min_max(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+    """clip(x, lo, hi) -> minimum(maximum(x, lo), hi): relax.clip has no layout inference, so ConvertLayout
+    would wrap every relu6 in a transpose pair; the binary ops carry the new layout through."""
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    pattern = is_op("relax.clip")(wildcard(), wildcard(), wildcard())
+
+    def rewrite(call: relax.Call, _matches: Any) -> relax.Expr:
+        x, lo, hi = call.args
+        dtype = str(call.ty.dtype)
+        lo_c = relax.const(np.array(float(lo.value), dtype=dtype))
+        hi_c = relax.const(np.array(float(hi.value), dtype=dtype))
+        return relax.op.minimum(relax.op.maximum(x, lo_c), hi_c)
+
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = rewrite_call(pattern, rewrite, func)
+    return mod
+
+
 def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     """Library dispatch, LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR (as the build does)."""
     rp = _pipeline_phases(target)
@@ -281,8 +311,40 @@ def build_fused_executable(fused: tvm.IRModule, target: tvm.target.Target) -> An
 
 
 def set_runtime_threads(n: int) -> None:
-    """Size TVM's CPU thread pool (same effect as TVM_NUM_THREADS, also after the runtime has started)."""
-    tvm.get_global_func("runtime.config_threadpool")(0, int(n))
+    """Size TVM's CPU thread pool to ``n`` workers sharing the cores this process may run on.
+
+    Why not ``config_threadpool(0, n)``: its mode 0 resets TVM's concurrency cap to TVM_NUM_THREADS, else
+    *half* the logical CPUs (TVM assumes hyper-threading), so on a 2-core box without SMT every kernel ran
+    serially whatever ``n`` said. Passing an explicit CPU list fixes the cap at ``n``. The pool is sized when
+    first configured, so call this before the first inference; TVM_NUM_THREADS is set too for child
+    processes (tuning workers, the C++ runner).
+    """
+    n = max(1, int(n))
+    os.environ["TVM_NUM_THREADS"] = str(n)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cpus = (cpus * n)[:n]  # n > available CPUs: threads share them
+    share_all_cores = -3  # tvm::runtime::threading::ThreadGroup::kSpecifyThreadShareAllCore: no pinning
+    tvm.get_global_func("runtime.config_threadpool")(share_all_cores, n, [str(c) for c in cpus])
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, counting SMT siblings once (Linux sysfs; else the logical count)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+def default_runtime_threads() -> None:
+    """Unless TVM_NUM_THREADS says otherwise, one TVM worker per physical core (TVM alone would use half the
+    logical CPUs, i.e. one thread on a 2-core machine without SMT)."""
+    if not os.environ.get("TVM_NUM_THREADS"):
+        set_runtime_threads(physical_cores())
 
 
 def runtime_threads() -> int:
@@ -486,3 +548,52 @@ def build_with_database(mod: tvm.IRModule, target: tvm.target.Target, db: Any) -
 def is_vm_library(module: Any) -> bool:
     """Whether a loaded module holds a Relax VM executable (any other shared object lacks this function)."""
     return bool(module.implements_function("vm_load_executable"))
+
+
+# ---- a depthwise conv reading a channel shuffle (lncompile/lower/relax_lower.py) ----
+
+
+def emit_depthwise_conv2d_shuffled(bb: relax.BlockBuilder, data: relax.Expr, weight: relax.Expr,
+                                   strides: tuple[int, int], padding: tuple[int, int, int, int],
+                                   dilation: tuple[int, int], shuffle_groups: int) -> relax.Expr:
+    """Emit ``depthwise_conv2d(channel_shuffle(data, shuffle_groups), weight)`` as one TE kernel (no bias).
+
+    NCHW data, OIHW weight of shape (C, 1, KH, KW), padding (top, left, bottom, right). Output channel c reads
+    input channel ``(c % g) * (C / g) + c // g`` (``lncompile.ir.ops.channel_shuffle_perm``) through index
+    arithmetic (in the padding stage, or in the reduction when there is no padding), so no transposed copy
+    of the input is made. The structure (a padding stage, then the reduction) is what LegalizeOps makes of
+    ``R.nn.conv2d``, so FuseOps fuses the bias/activation/residual ops that follow into the same kernel.
+    """
+    from tvm import te
+
+    def compute(x: te.Tensor, w: te.Tensor) -> te.Tensor:
+        n, c, h, wd = (int(d) for d in x.shape)
+        kh, kw = (int(d) for d in w.shape[2:])
+        (sh, sw), (pt, pl, pb, pr), (dh, dw) = strides, padding, dilation
+        per_group = c // shuffle_groups
+        oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+        ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+
+        def shuffled(b: Any, ch: Any, y: Any, xx: Any) -> Any:
+            source = tvm.tirx.indexmod(ch, shuffle_groups) * per_group + tvm.tirx.indexdiv(ch, shuffle_groups)
+            if not any(padding):
+                return x[b, source, y, xx]
+            inside = tvm.tirx.all(y >= pt, y < pt + h, xx >= pl, xx < pl + wd)
+            return tvm.tirx.if_then_else(inside, x[b, source, y - pt, xx - pl], tvm.tirx.const(0, x.dtype))
+
+        # Unpadded: the reduction reads the input through the gather directly; padded: one padding stage that
+        # gathers (as topi's conv pads in a stage of its own), then the reduction.
+        stage = te.compute((n, c, h + pt + pb, wd + pl + pr), shuffled, name="shuffled_pad") if any(padding) else None
+
+        def read(b: Any, ch: Any, y: Any, xx: Any) -> Any:
+            return shuffled(b, ch, y, xx) if stage is None else stage[b, ch, y, xx]
+
+        ry = te.reduce_axis((0, kh), name="ry")
+        rx = te.reduce_axis((0, kw), name="rx")
+        return te.compute(
+            (n, c, oh, ow),
+            lambda b, ch, y, xx: te.sum(read(b, ch, y * sh + ry * dh, xx * sw + rx * dw) * w[ch, 0, ry, rx],
+                                        axis=[ry, rx]),
+            name="depthwise_conv2d_shuffled")
+
+    return bb.emit_te(compute, data, weight, primfunc_name_hint="depthwise_conv2d_shuffled")

@@ -20,7 +20,11 @@ def _pad_pairs(padding: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
 
 
 def _conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
-    x = F.pad(a[0], _pad_pairs(at["padding"]))
+    x = a[0]
+    shuffle = at.get("input_shuffle_groups", 0)
+    if shuffle:  # a depthwise conv reading channel_shuffle(x, g): shuffle first, exactly as the op would
+        x = _channel_shuffle([x], Attrs(groups=shuffle))
+    x = F.pad(x, _pad_pairs(at["padding"]))
     bias = a[2] if len(a) > 2 else None
     return F.conv2d(x, a[1], bias, at["strides"], 0, at["dilation"], at["groups"])
 

@@ -384,8 +384,35 @@ def _channel_shuffle(inputs, attrs):
     return (x,)
 
 
+INPUT_SHUFFLE = "input_shuffle_groups"
+
+
+def input_shuffle_groups(attrs: Attrs) -> int:
+    """The ``input_shuffle_groups`` of a (fused) depthwise conv: g when it reads ``channel_shuffle(x, g)``, else 0.
+
+    Output channel c of such a conv reads input channel ``channel_shuffle_perm(C, g)[c]`` with filter c (a
+    depthwise conv acts per channel, so ``dw(x[:, P], w) == dw_P(x, w)``); shape inference is unchanged.
+    """
+    return int(attrs.get(INPUT_SHUFFLE, 0) or 0)
+
+
+def _check_input_shuffle(op: str, inputs: Sequence[TensorType], attrs: Attrs, out: TensorType) -> None:
+    if INPUT_SHUFFLE not in attrs:
+        return
+    groups = attrs[INPUT_SHUFFLE]
+    _check(isinstance(groups, int) and not isinstance(groups, bool) and groups >= 0,
+           f"{op}: {INPUT_SHUFFLE}={groups!r} is not a non-negative int")
+    if groups == 0:
+        return
+    c, o = inputs[0].shape[1], out.shape[1]
+    _check(attrs["groups"] == c == o,
+           f"{op}: {INPUT_SHUFFLE} needs a depthwise conv, got groups={attrs['groups']}, in={c}, out={o}")
+    _check(c % groups == 0, f"{op}: {INPUT_SHUFFLE}={groups} does not divide {c} channels")
+
+
 def _conv2d_checking_depthwise(inputs, attrs):
-    """conv2d's inference, plus: a ``depthwise=True`` marker must be true (groups == in == out channels).
+    """conv2d's inference, plus: a ``depthwise=True`` marker must be true (groups == in == out channels), and
+    ``input_shuffle_groups`` (see :func:`input_shuffle_groups`) only on a depthwise conv whose channels it divides.
 
     Other conv2d attributes are free-form (``depthwise`` is read by no kernel or emitter); checking the marker
     here makes the verifier catch a stale one left behind by a rewrite.
@@ -394,7 +421,18 @@ def _conv2d_checking_depthwise(inputs, attrs):
     if attrs.get("depthwise", False):
         c, o = inputs[0].shape[1], out[0].shape[1]
         _check(attrs["groups"] == c == o, f"conv2d marked depthwise but groups={attrs['groups']}, in={c}, out={o}")
+    _check_input_shuffle("conv2d", inputs, attrs, out[0])
     return out
 
 
-OPS["conv2d"] = OpSchema("conv2d", 2, 3, _conv2d_checking_depthwise, OPS["conv2d"].doc + "; depthwise (marker)")
+def _fused_conv2d_checking_shuffle(inputs, attrs):
+    out = _fused_conv2d(inputs, attrs)
+    _check_input_shuffle("fused_conv2d", inputs, attrs, out[0])
+    return out
+
+
+_SHUFFLE_DOC = f"; {INPUT_SHUFFLE} (depthwise only: reads channel_shuffle(x, g))"
+OPS["conv2d"] = OpSchema("conv2d", 2, 3, _conv2d_checking_depthwise,
+                         OPS["conv2d"].doc + "; depthwise (marker)" + _SHUFFLE_DOC)
+OPS["fused_conv2d"] = OpSchema("fused_conv2d", 3, 5, _fused_conv2d_checking_shuffle,
+                               OPS["fused_conv2d"].doc + _SHUFFLE_DOC)

@@ -1,6 +1,8 @@
 """Lowering: lncompile IR -> a TVM Relax IRModule (one ``main`` function, weights embedded as constants).
 
-One emitter per IR op. Ops Relax lacks are written out (hardswish = x * clip(x + 3, 0, 6) / 6).
+One emitter per IR op. Ops Relax lacks are written out (hardswish = x * clip(x + 3, 0, 6) / 6). A depthwise
+conv with ``input_shuffle_groups`` (a channel shuffle folded into it) is one TE kernel that gathers the
+shuffled channels in its input indexing (:func:`~lncompile.backend.tvm_api.emit_depthwise_conv2d_shuffled`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.tvm_api import relax
+from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
+from ..ir.ops import input_shuffle_groups
 
 R = relax.op
 Expr = Any
@@ -52,7 +55,12 @@ class _Lowering:
 @_emits("conv2d")
 def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     at = n.attrs
-    y = R.nn.conv2d(a[0], a[1], at["strides"], at["padding"], at["dilation"], at["groups"])
+    shuffle = input_shuffle_groups(at)
+    if shuffle:  # a depthwise conv reading channel_shuffle(x, g): one TE kernel gathering in its input indexing
+        y = emit_depthwise_conv2d_shuffled(lw.bb, a[0], a[1], tuple(at["strides"]), tuple(at["padding"]),
+                                           tuple(at["dilation"]), shuffle)
+    else:
+        y = R.nn.conv2d(a[0], a[1], at["strides"], at["padding"], at["dilation"], at["groups"])
     if len(a) > 2:
         y = R.add(y, R.reshape(a[2], (1, -1, 1, 1)))
     return y

@@ -7,13 +7,11 @@ reordered the same way: ``op_p(x)[:, idx] == op_{p[idx]}(x[:, idx])``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 from ..errors import UsageError
 from ..ir import Graph, Node, Value
-from ..ir.ops import UNARY_OPS
+from ..ir.ops import UNARY_OPS, input_shuffle_groups
 
 # Target rules these passes read, their values and the value used when a preset names none.
 RULES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -73,7 +71,8 @@ def channel_params(graph: Graph, rec: Node) -> tuple[int, list[tuple[int, int]]]
 
     Per-channel means: output channel c depends only on input channel c (and parameter c), and the channel
     axis stays axis 1. Parameters must be constants (they are reordered at compile time). A binary op with
-    two tensor operands is not covered here (both would have to carry the same reordering).
+    two tensor operands is not covered here (both would have to carry the same reordering), nor is a depthwise
+    conv with ``input_shuffle_groups`` (its output channel c reads input channel perm[c]).
     """
     op, rank = rec.op, rec.type.rank
     args = graph.args(rec.name)
@@ -83,7 +82,7 @@ def channel_params(graph: Graph, rec: Node) -> tuple[int, list[tuple[int, int]]]
         params = list(range(1, len(args)))
     elif op == "prelu":
         params = [1] if graph.type_of(args[1]).shape != (1,) else []
-    elif op == "conv2d" and is_depthwise(graph, rec):
+    elif op == "conv2d" and is_depthwise(graph, rec) and not input_shuffle_groups(rec.attrs):
         params = list(range(1, len(args)))
     elif op in ("mean", "reduce_sum", "reduce_max"):
         axes = {a % graph.type_of(args[0]).rank for a in rec.attrs["axes"]}
@@ -127,14 +126,3 @@ def reindexed_args(graph: Graph, rec: Node, index: np.ndarray, data: Value) -> l
         array = np.take(graph.constant(old), index, axis=axis)
         args[position] = graph.add_constant(array, f"{old.node}_perm", graph.record(old.node).source)
     return args
-
-
-def prune(graph: Graph, candidates: Iterable[str]) -> None:
-    """Remove ``candidates`` that nothing reads any more, then the producers only they read (constants...)."""
-    todo = list(candidates)
-    while todo:
-        name = todo.pop()
-        if name not in graph or graph.out_degree(name) or graph.is_output(name) or name in graph.input_names:
-            continue
-        todo.extend(v.node for v in graph.args(name))
-        graph.remove_node(name)

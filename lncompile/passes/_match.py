@@ -45,9 +45,34 @@ def activation_of(graph: Graph, rec: Node) -> tuple[str, dict[str, object], Valu
     return rec.op, params, slope
 
 
-def remove(graph: Graph, *names: str) -> None:
-    """Remove nodes a rewrite replaced (their uses must already point elsewhere)."""
-    for name in names:
-        if graph.out_degree(name) or graph.is_output(name):
-            raise AssertionError(f"removing %{name}, which is still in use")
+def _unread(graph: Graph, name: str) -> bool:
+    """Whether node ``name`` may be removed: nothing reads it, and it is no graph input or output."""
+    return not graph.out_degree(name) and not graph.is_output(name) and name not in graph.input_names
+
+
+def prune(graph: Graph, candidates: Iterable[str], *, cascade: bool = True) -> None:
+    """Remove ``candidates`` that nothing reads any more, then the producers only they read (constants...).
+
+    A candidate still read, already gone, or a graph input or output is skipped, so a pass may name every node
+    its rewrite might have left dead. ``cascade=False`` removes the candidates only, never their producers.
+    """
+    todo = list(candidates)
+    while todo:
+        name = todo.pop()
+        if name not in graph or not _unread(graph, name):
+            continue
+        if cascade:
+            todo.extend(v.node for v in graph.args(name))
         graph.remove_node(name)
+
+
+def remove(graph: Graph, *names: str) -> None:
+    """Remove nodes a rewrite replaced (their uses must already point elsewhere), in the order given.
+
+    Unlike ``prune``: a name still in use is a bug in the pass (AssertionError), not skipped, and the producers
+    of the removed nodes stay (a later dead-code pass drops those left unread).
+    """
+    for name in names:
+        if not _unread(graph, name):
+            raise AssertionError(f"removing %{name}, which is still in use")
+        prune(graph, [name], cascade=False)

@@ -10,6 +10,9 @@ Exact condition: the conv pads with zeros *after* the affine, so border taps see
 commutes with zero padding (``a * 0 = 0``), the shift does not. So we fold only when the conv has no padding,
 or when the shift is zero everywhere. Otherwise (and when the affine output has other readers, is a graph
 output, or feeds something other than a conv's data input) the affine stays one fused node.
+
+A depthwise conv with ``input_shuffle_groups`` (:mod:`fold_shuffle_into_depthwise`) reads x's channel
+``perm[g(o) * Cg + i]`` instead (``perm = channel_shuffle_perm(C, that groups)``), and is indexed so.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
+from ..ir.ops import channel_shuffle_perm, input_shuffle_groups
 from ._match import constants, exclusive_reason, remove
 from .base import PassStats, graph_pass
 
@@ -64,6 +68,9 @@ def fold_affine_into_conv(graph: Graph, stats: PassStats, rules: dict[str, str])
         out_ch, cg = w.shape[:2]
         group = np.arange(out_ch) // (out_ch // crec.attrs["groups"])
         channel = group[:, None] * cg + np.arange(cg)[None, :]  # [O, Cg]: input channel each weight reads
+        shuffle = input_shuffle_groups(crec.attrs)
+        if shuffle:  # a depthwise conv reading channel_shuffle(x): its input channel j is x's channel perm[j]
+            channel = channel_shuffle_perm(len(a), shuffle)[channel]
         w_new = w * a[channel][:, :, None, None]
         b_new = b + np.einsum("oikl,oi->o", w, c[channel])
         dtype = crec.type.dtype

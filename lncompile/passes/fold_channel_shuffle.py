@@ -20,11 +20,19 @@ Grouped convs absorb P only if it keeps every channel in its own group (``P[c] /
 v1's shuffle sits between two grouped 1x1 convs and mixes their groups on purpose, so it folds only after one
 of them is lowered as a dense block-diagonal conv (exact, g x its MACs; see :mod:`grouped_pointwise`): done
 when the target rule ``grouped_pointwise`` is ``dense`` or ``dense_for_shuffle``, refused (with the reason)
-under ``grouped``.
+under ``grouped`` (the CPU presets).
 
 Refused: any path that reaches a graph output, an op that mixes channels but cannot absorb a permutation
 (a grouped non-1x1 conv whose groups are mixed, reshape across channels, softmax on channels, ...), or a
-binary op combining permuted and unpermuted channels. The shuffle then stays (lowered as reshape/permute).
+binary op combining permuted and unpermuted channels. The shuffle then stays for a later pass,
+:mod:`fold_shuffle_into_depthwise` (priority 55): when a depthwise conv is its only reader -- ShuffleNet v1
+under ``grouped``, where all but the first unit's shuffle are refused here -- that conv reads its input through
+the permutation (attribute ``input_shuffle_groups``, one kernel gathering in its input indexing, no weights
+changed). Only a shuffle that neither pass takes is lowered as reshape/permute/reshape.
+
+A depthwise conv that already carries ``input_shuffle_groups`` is not per-channel (output c reads input P[c]),
+so it does not pass a permutation here (:func:`_grouping.channel_params` leaves it out); in the default
+pipeline it cannot meet this pass anyway, as that attribute is set only later.
 """
 
 from __future__ import annotations
@@ -33,8 +41,8 @@ import numpy as np
 
 from ..ir import Graph, Value
 from ..ir.ops import channel_shuffle_perm
-from ._grouping import channel_params, is_depthwise, keeps_groups, prune, reindexed_args, rule
-from ._match import exclusive_reason
+from ._grouping import channel_params, is_depthwise, keeps_groups, reindexed_args, rule
+from ._match import exclusive_reason, prune
 from .base import PassStats, graph_pass
 from .grouped_pointwise import densify, densify_reason
 

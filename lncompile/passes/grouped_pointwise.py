@@ -17,7 +17,8 @@ Depthwise 1x1 convs (groups == channels) are never densified: that would cost C 
 from __future__ import annotations
 
 from ..ir import Attrs, Graph
-from ._grouping import block_diagonal, is_depthwise, is_pointwise, prune, rule
+from ._grouping import block_diagonal, is_depthwise, is_pointwise, rule
+from ._match import prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 24

@@ -10,7 +10,7 @@ strides agree, dilation is 1 and the bottom/right padding lines up too (``K - k 
 Cost: every channel then pays the largest kernel (K^2 instead of k^2 MACs), in exchange for one kernel launch
 and no split/concat copies. Target rule ``mixconv``: ``merge`` rewrites, ``split`` keeps the parts.
 Refused (with the reason): parts that are not depthwise, strides that differ, dilation != 1, padding that does
-not line up, tensors read elsewhere.
+not line up, tensors read elsewhere, a part reading its input through a folded channel shuffle.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
-from ._grouping import is_depthwise, prune, rule
-from ._match import only_user
+from ..ir.ops import input_shuffle_groups
+from ._grouping import is_depthwise, rule
+from ._match import only_user, prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 22
@@ -45,6 +46,8 @@ def _match(g: Graph, split: str) -> tuple[list[str], str] | str | None:
     recs = [g.record(c) for c in convs]
     if not all(is_depthwise(g, r) for r in recs):
         return "a part is not a depthwise conv"
+    if any(input_shuffle_groups(r.attrs) for r in recs):
+        return "a part reads its input through a channel shuffle"
     if len({tuple(r.attrs["strides"]) for r in recs}) != 1:
         return "parts have different strides"
     if any(tuple(r.attrs["dilation"]) != (1, 1) for r in recs):

@@ -12,8 +12,7 @@ Refused: intermediate tensors read elsewhere or returned (the 5-d view would sti
 from __future__ import annotations
 
 from ..ir import Graph, Value
-from ._grouping import prune
-from ._match import exclusive_reason, only_user
+from ._match import exclusive_reason, only_user, prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 20

@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 
 from ..ir import Graph, Value
-from ._grouping import prune
+from ._match import prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 30

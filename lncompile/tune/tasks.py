@@ -15,6 +15,7 @@ from ..backend import tvm_api
 from ..backend.build import resolve_host_json, resolve_target_json
 from ..errors import UsageError
 from ..ir import Graph, ir_hash
+from ..lower.layout import apply_layout
 from ..lower.relax_lower import to_relax
 
 
@@ -65,6 +66,6 @@ def prepare(name: str, graph: Graph, preset: Any, *, passes: bool = True, remote
         graph = optimized_graph(graph, preset)
     target_json, host_json = resolve_target_json(preset), resolve_host_json(preset)
     target = tvm_api.make_target(tuning_target_json(target_json), host_json)
-    fused = tvm_api.fuse_for_target(to_relax(graph), target)
+    fused = tvm_api.fuse_for_target(apply_layout(to_relax(graph), preset.layout), target)
     tasks = tvm_api.extract_tasks(fused, target)
     return TuningProblem(name, graph, preset, target_json, target, fused, tasks, ir_hash(graph), passes)

@@ -48,6 +48,22 @@ def worker_startup_fix() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def measured_with_threads(threads: int | None) -> Iterator[None]:
+    """Local runner workers measure with ``threads`` TVM workers: the ``num-cores`` the schedules are tuned
+    for and the pool a built library uses. Left alone, TVM sizes a fresh worker's pool at half the logical
+    CPUs (one thread on a 2-core box), so kernels tuned for 2 cores were timed on 1. TVM_NUM_THREADS set by
+    the user wins."""
+    if not threads or os.environ.get("TVM_NUM_THREADS"):
+        yield
+        return
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        os.environ.pop("TVM_NUM_THREADS", None)
+
+
+@contextlib.contextmanager
 def quiet_metaschedule() -> Iterator[None]:
     """MetaSchedule logs every batch at INFO on the console; keep that in the per-task log files only."""
     loggers = [logging.getLogger(n) for n in ("tvm.s_tir.meta_schedule", "tvm.meta_schedule")]
@@ -200,7 +216,8 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
     previous = signal.signal(signal.SIGINT, on_sigint)
     stopped: str | None = None
     try:
-        with worker_startup_fix(), quiet_metaschedule():
+        threads = tuning_target_json(problem.target_json).get("num-cores")
+        with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(threads):
             tvm_api.tune_tasks(problem.tasks, str(log_dir), max_trials_global=total,
                                max_trials_per_task=trials_per_task, num_trials_per_iter=trials_per_iter,
                                builder_timeout_s=builder_timeout_s, runner=runner,

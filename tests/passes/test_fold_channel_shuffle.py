@@ -177,13 +177,21 @@ def test_zoo_shufflenets_keep_no_shuffle_after_the_pipeline(model: str, preset: 
     assert max_error(graph, result.graph) <= 1e-5
 
 
-def test_shufflenet_v1_on_cpu_presets_keeps_grouped_convs_and_says_why() -> None:
+@pytest.mark.parametrize("preset", ["x86", "arm"])
+def test_shufflenet_v1_on_cpu_presets_keeps_grouped_convs_and_folds_the_rest_into_depthwise(preset: str) -> None:
     graph = zoo_graph("shufflenet_v1_g3")
-    result = optimize(graph, targets.get("x86"))
-    stats = {s.name: s for s in result.stats}["fold_channel_shuffle"]
-    # only the first unit (dense reduce conv, paper Table 1) folds; the other 15 sit between grouped 1x1 convs
-    assert stats.matches == 1 and count(result.graph, "channel_shuffle") == 15
-    assert sum(stats.refused.values()) == 15 and all("grouped_pointwise=grouped" in r for r in stats.refused)
+    result = optimize(graph, targets.get(preset))
+    stats = {s.name: s for s in result.stats}
+    weights = stats["fold_channel_shuffle"]
+    # only the first unit (dense reduce conv, paper Table 1) folds into weights; the other 15 sit between
+    # grouped 1x1 convs that the rule keeps grouped, and the depthwise conv between them reads them instead
+    assert weights.matches == 1
+    assert sum(weights.refused.values()) == 15 and all("grouped_pointwise=grouped" in r for r in weights.refused)
+    assert stats["fold_shuffle_into_depthwise"].matches == 15 and not stats["fold_shuffle_into_depthwise"].refused
+    assert count(result.graph, "channel_shuffle") == count(result.graph, "transpose") == 0
+    convs = [r for r in result.graph.records() if r.op in ("conv2d", "fused_conv2d")]
+    assert sum(r.attrs["groups"] == 3 for r in convs) == 31  # every grouped 1x1 conv stays grouped
+    assert sum(r.attrs.get("input_shuffle_groups", 0) == 3 for r in convs) == 15
     assert max_error(graph, result.graph) <= 1e-5
 
 

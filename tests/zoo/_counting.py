@@ -1,4 +1,4 @@
-"""Shared helpers for the zoo tests: parameter and MAC counts of a factory on the meta device."""
+"""Shared helpers for the zoo tests: parameter and MAC counts of a model, or of a factory on the meta device."""
 
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ def skeleton(name: str, resolution: int | None = None, **knobs) -> torch.nn.Modu
         return spec.factory(resolution=resolution or spec.resolution, num_classes=1000, **spec.preset, **knobs)
 
 
-def params_macs(name: str, resolution: int | None = None, **knobs) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    resolution = resolution or graphs.spec(name).resolution
-    model = skeleton(name, resolution, **knobs).eval()
+def count(model: torch.nn.Module, resolution: int) -> tuple[int, float]:
+    """Parameter count and multiply-adds of ``model`` at batch 1 on a ``resolution`` square image (conv/linear
+    MACs, as the papers count them). The input is made on the model's device: meta for a skeleton."""
+    device = next(model.parameters()).device
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
+        model(torch.zeros(1, 3, resolution, resolution, device=device))
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
+
+
+def params_macs(name: str, resolution: int | None = None, **knobs) -> tuple[int, float]:
+    """``count`` of zoo model ``name``'s skeleton (eval mode), at its default resolution unless given."""
+    resolution = resolution or graphs.spec(name).resolution
+    return count(skeleton(name, resolution, **knobs).eval(), resolution)
 
 
 def assert_close(name: str, params: float, macs: float, pub_params: float, pub_macs: float) -> None:

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
+from tests.zoo._counting import assert_close, params_macs
 
 MODELS = ["chamnet_a", "chamnet_b"]
-
-
-def _params_macs(name: str, resolution: int | None = None) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1, counted on the meta device straight from the factory."""
-    spec = graphs.spec(name)
-    resolution = resolution or spec.resolution
-    with torch.device("meta"):
-        model = spec.factory(resolution=resolution, num_classes=1000, **spec.preset).eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, 3, resolution, resolution))
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -36,9 +25,8 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     pub = graphs.spec(name).published
     assert pub is not None
-    params, macs = _params_macs(name)
-    assert abs(params / pub.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub.params / 1e6}M"
-    assert abs(macs / pub.macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub.macs / 1e6}M"
+    params, macs = params_macs(name)
+    assert_close(name, params, macs, pub.params, pub.macs)
     # The release's MFLOPs (552.9 / 323.3) are reproduced to the printed digit.
     assert round(macs / 1e6, 1) == round(pub.macs / 1e6, 1)
 

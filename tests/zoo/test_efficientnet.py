@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.efficientnet import B0_STAGES, EFFICIENTNET_PARAMS, scale_stages
+from tests.zoo._counting import assert_close, count
 
 MODELS = [
     "efficientnet_b0",
@@ -18,14 +18,6 @@ MODELS = [
     "efficientnet_b4",
     "efficientnet_v2_s",
 ]
-
-
-def _params_macs(model: torch.nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(1, 3, resolution, resolution))
-    return params, counter.get_total_flops() / 2
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -41,9 +33,8 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     spec = graphs.spec(name)
     assert spec.published is not None
-    params, macs = _params_macs(graphs.create(name), spec.resolution)
-    assert abs(params / spec.published.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params"
-    assert abs(macs / spec.published.macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MACs"
+    params, macs = count(graphs.create(name), spec.resolution)
+    assert_close(name, params, macs, spec.published.params, spec.published.macs)
 
 
 def test_b0_is_the_torchvision_architecture() -> None:

@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
+from tests.zoo._counting import assert_close, params_macs, skeleton
 
 MODELS = ["fbnet_a", "fbnet_b", "fbnet_c"]
-
-
-def _skeleton(name: str, resolution: int | None = None) -> torch.nn.Module:
-    """The model on the meta device, straight from the factory: shapes only, no init / BN calibration."""
-    spec = graphs.spec(name)
-    with torch.device("meta"):
-        return spec.factory(resolution=resolution or spec.resolution, num_classes=1000, **spec.preset)
-
-
-def _params_macs(name: str) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    resolution = graphs.spec(name).resolution
-    model = _skeleton(name).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -41,23 +25,22 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     pub = graphs.spec(name).published
     assert pub is not None
-    params, macs = _params_macs(name)
-    assert abs(params / pub.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params vs {pub.params / 1e6}M"
-    assert abs(macs / pub.macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MAdds vs {pub.macs / 1e6}M"
+    params, macs = params_macs(name)
+    assert_close(name, params, macs, pub.params, pub.macs)
 
 
 def test_fbnet_a_reproduces_release_exactly() -> None:
     # model_info.json counts conv/FC weights only (no BN, no FC bias): 4,286,480; MAdds 249.921848 M.
-    model = _skeleton("fbnet_a").eval()
+    model = skeleton("fbnet_a").eval()
     weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
     assert weights == 4_286_480
-    _, macs = _params_macs("fbnet_a")
+    _, macs = params_macs("fbnet_a")
     assert macs == 249_921_848
 
 
 def test_fbnet_a_grouped_blocks() -> None:
     # ir_k5_g2 / ir_k3_g2: group-2 pw and pwl convs with a channel shuffle between (3 such blocks in A).
-    model = _skeleton("fbnet_a")
+    model = skeleton("fbnet_a")
     grouped = [b for b in model.modules() if getattr(b, "groups", 1) == 2 and hasattr(b, "pwl")]
     assert len(grouped) == 3
     assert all(b.pw[0].groups == 2 and b.pwl[0].groups == 2 for b in grouped)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.mixnet import MixedConv2d, split_channels
+from tests.zoo._counting import assert_close, count
 
 MODELS = ["mixnet_s", "mixnet_m"]
 
@@ -19,14 +19,6 @@ RELEASE_PARAMS = {"mixnet_s": 4_134_606, "mixnet_m": 5_014_382}
 # (239.2M / 339.2M), although the parameter counts match the release exactly and MixNet-L (= M at width 1.3) is
 # within 2 % of its 565M: the paper's S/M FLOPs evidently use a different count. Allow 7 % for those two rows.
 PAPER_MACS_TOLERANCE = 0.07
-
-
-def _params_macs(model: torch.nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(1, 3, resolution, resolution))
-    return params, counter.get_total_flops() / 2
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -42,7 +34,7 @@ def test_runs_at_reduced_resolution(name: str) -> None:
 def test_matches_published_figures(name: str) -> None:
     spec = graphs.spec(name)
     assert spec.published is not None
-    params, macs = _params_macs(graphs.create(name), spec.resolution)
+    params, macs = count(graphs.create(name), spec.resolution)
     assert params == RELEASE_PARAMS[name]
     assert abs(params / spec.published.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params"
     assert abs(macs / spec.published.macs - 1) <= PAPER_MACS_TOLERANCE, f"{name}: {macs / 1e6:.1f}M MACs"
@@ -50,9 +42,8 @@ def test_matches_published_figures(name: str) -> None:
 
 def test_mixnet_l_is_mixnet_m_at_width_1_3() -> None:
     # MixConv paper: MixNet-L 7.3M params, 565M FLOPS; official mixnet_builder.mixnet_l = mixnet_m(1.3).
-    params, macs = _params_macs(graphs.create("mixnet_m", width_mult=1.3), 224)
-    assert abs(params / 7.3e6 - 1) <= 0.02, f"{params / 1e6:.3f}M params"
-    assert abs(macs / 565e6 - 1) <= 0.05, f"{macs / 1e6:.1f}M MACs"
+    params, macs = count(graphs.create("mixnet_m", width_mult=1.3), 224)
+    assert_close("mixnet_m 1.3 (MixNet-L)", params, macs, 7.3e6, 565e6)
 
 
 def test_narrow_width_runs_with_uneven_channel_splits() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.efficientnet import B0_STAGES, scale_stages
+from tests.zoo._counting import assert_close, count
 
 # name -> (r, w, d) from the official tinynet_pytorch/eval.py, and the README's FLOPs (= MACs).
 OFFICIAL = {
@@ -29,14 +29,6 @@ STAGES = {
 }
 
 
-def _params_macs(model: torch.nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count and multiply-adds at batch 1 (conv/linear MACs, as the papers count them)."""
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(1, 3, resolution, resolution))
-    return params, counter.get_total_flops() / 2
-
-
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_runs_at_reduced_resolution(name: str) -> None:
     model = graphs.create(name, resolution=64, num_classes=10)
@@ -52,9 +44,8 @@ def test_matches_official_readme(name: str) -> None:
     r, _, _, readme_macs = OFFICIAL[name]
     assert spec.resolution == int(224 * r)
     assert spec.published is not None and spec.published.macs == readme_macs
-    params, macs = _params_macs(graphs.create(name), spec.resolution)
-    assert abs(params / spec.published.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params"
-    assert abs(macs / readme_macs - 1) <= 0.05, f"{name}: {macs / 1e6:.1f}M MACs vs README {readme_macs / 1e6}M"
+    params, macs = count(graphs.create(name), spec.resolution)
+    assert_close(name, params, macs, spec.published.params, readme_macs)
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))

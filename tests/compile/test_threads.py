@@ -1,0 +1,46 @@
+"""TVM's CPU thread pool is sized as asked (not TVM's half-the-CPUs guess), and the benchmark's interleaving
+keeps one engine's spinning threads out of the next engine's timing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from lncompile.bench_cmd import interleaved
+
+
+def _in_fresh_process(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                            timeout=120, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_pool_defaults_to_every_physical_core_and_follows_set_runtime_threads() -> None:
+    # TVM's own default capped the pool at half the logical CPUs (1 thread on a 2-core machine), and so did
+    # config_threadpool's mode 0, whatever thread count it was given.
+    out = _in_fresh_process("import os; from lncompile.backend import tvm_api; tvm_api.default_runtime_threads(); "
+                            "a = tvm_api.runtime_threads(); tvm_api.set_runtime_threads(1); "
+                            "print(a, tvm_api.physical_cores(), tvm_api.runtime_threads(), "
+                            "os.environ['TVM_NUM_THREADS'])")
+    default, cores, after, env = out.split()
+    assert default == cores and after == "1" and env == "1"
+
+
+def test_tvm_num_threads_from_the_user_wins() -> None:
+    out = _in_fresh_process("from lncompile.backend import tvm_api; tvm_api.default_runtime_threads(); "
+                            "print(tvm_api.runtime_threads())", TVM_NUM_THREADS="1")
+    assert out == "1"
+
+
+def test_interleaved_settles_each_engine_before_timing_it() -> None:
+    calls: list[str] = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    times = interleaved(runs, repeat=4, warmup=2, settle=1)
+    assert {name: len(t) for name, t in times.items()} == {"a": 4, "b": 4, "c": 4}
+    timed_part = calls[3 * 2:]  # after the warm-up, every engine runs twice in a row: settle, then timed
+    assert len(timed_part) == 3 * 4 * 2
+    assert all(timed_part[i] == timed_part[i + 1] for i in range(0, len(timed_part), 2))
+    # rounds rotate which engine goes first
+    assert [timed_part[i * 6] for i in range(4)] == ["a", "b", "c", "a"]
