@@ -11,8 +11,7 @@ from typing import Any
 from ..errors import BuildError, ToolchainError
 from ..fileio import write_atomic
 from ..ir import Graph
-from ..lower.layout import apply_layout
-from ..lower.relax_lower import to_relax
+from ..lower.layout import lower
 from . import tvm_api
 from .device_code import fatbin_packer
 
@@ -94,7 +93,7 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     if preset.device == "cuda":  # device code is compiled with nvcc (at export, or by codegen on a GPU machine)
         require_tool("nvcc")
     started = time.perf_counter()
-    mod = relax_module if relax_module is not None else apply_layout(to_relax(graph), preset.layout)
+    mod = relax_module if relax_module is not None else lower(graph, preset.layout)
     try:
         target = tvm_api.make_target(target_json, host_json)
         executable = None

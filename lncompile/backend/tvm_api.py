@@ -163,8 +163,10 @@ def convert_layout(mod: tvm.IRModule, desired: dict[str, list[str]]) -> tvm.IRMo
     """Relax's ConvertLayout to ``desired`` ({op name: [data layout, kernel layout]}), then FoldConstant so
     that the constant weights are stored in the new kernel layout (pre-packed at compile time, no transform
     left at run time). Layout changes at the graph's boundary stay as layout_transform ops."""
-    seq = tvm.transform.Sequential([_clip_as_min_max, relax.transform.ConvertLayout(desired),
-                                    relax.transform.Normalize(), relax.transform.FoldConstant()])
+    seq = tvm.transform.Sequential([relax.transform.CanonicalizeBindings(), _clip_as_min_max,
+                                    relax.transform.ConvertLayout(desired),
+                                    relax.transform.Normalize(), cancel_permutes,
+                                    relax.transform.DeadCodeElimination(), relax.transform.FoldConstant()])
     return seq(mod)
 
 
@@ -555,45 +557,119 @@ def is_vm_library(module: Any) -> bool:
 
 def emit_depthwise_conv2d_shuffled(bb: relax.BlockBuilder, data: relax.Expr, weight: relax.Expr,
                                    strides: tuple[int, int], padding: tuple[int, int, int, int],
-                                   dilation: tuple[int, int], shuffle_groups: int) -> relax.Expr:
-    """Emit ``depthwise_conv2d(channel_shuffle(data, shuffle_groups), weight)`` as one TE kernel (no bias).
+                                   dilation: tuple[int, int], shuffle_groups: int, bias: relax.Expr | None = None,
+                                   layout: str = "NCHW") -> relax.Expr:
+    """Emit ``depthwise_conv2d(channel_shuffle(data, shuffle_groups), weight) (+ bias)`` as one TE kernel.
 
     NCHW data, OIHW weight of shape (C, 1, KH, KW), padding (top, left, bottom, right). Output channel c reads
     input channel ``(c % g) * (C / g) + c // g`` (``lncompile.ir.ops.channel_shuffle_perm``) through index
     arithmetic (in the padding stage, or in the reduction when there is no padding), so no transposed copy
     of the input is made. The structure (a padding stage, then the reduction) is what LegalizeOps makes of
     ``R.nn.conv2d``, so FuseOps fuses the bias/activation/residual ops that follow into the same kernel.
+
+    ``layout="NHWC"``: the kernel itself runs channels-last (weight as (KH, KW, C), pre-packed by constant
+    folding) between a permute_dims pair, which cancels against the NHWC convs around it once ConvertLayout
+    has run (:func:`cancel_permutes`), so a channels-last model keeps no transpose here either.
     """
     from tvm import te
 
+    channels_last = layout == "NHWC"
+
     def compute(x: te.Tensor, w: te.Tensor) -> te.Tensor:
-        n, c, h, wd = (int(d) for d in x.shape)
-        kh, kw = (int(d) for d in w.shape[2:])
+        if channels_last:
+            n, h, wd, c = (int(d) for d in x.shape)
+            kh, kw = (int(d) for d in w.shape[:2])
+        else:
+            n, c, h, wd = (int(d) for d in x.shape)
+            kh, kw = (int(d) for d in w.shape[2:])
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = strides, padding, dilation
         per_group = c // shuffle_groups
         oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
         ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
 
+        def load(b: Any, ch: Any, y: Any, xx: Any) -> Any:
+            return x[b, y, xx, ch] if channels_last else x[b, ch, y, xx]
+
         def shuffled(b: Any, ch: Any, y: Any, xx: Any) -> Any:
             source = tvm.tirx.indexmod(ch, shuffle_groups) * per_group + tvm.tirx.indexdiv(ch, shuffle_groups)
             if not any(padding):
-                return x[b, source, y, xx]
+                return load(b, source, y, xx)
             inside = tvm.tirx.all(y >= pt, y < pt + h, xx >= pl, xx < pl + wd)
-            return tvm.tirx.if_then_else(inside, x[b, source, y - pt, xx - pl], tvm.tirx.const(0, x.dtype))
+            return tvm.tirx.if_then_else(inside, load(b, source, y - pt, xx - pl), tvm.tirx.const(0, x.dtype))
 
         # Unpadded: the reduction reads the input through the gather directly; padded: one padding stage that
         # gathers (as topi's conv pads in a stage of its own), then the reduction.
-        stage = te.compute((n, c, h + pt + pb, wd + pl + pr), shuffled, name="shuffled_pad") if any(padding) else None
+        stage = None
+        if any(padding):
+            padded = (h + pt + pb, wd + pl + pr)
+            if channels_last:
+                stage = te.compute((n, *padded, c), lambda b, y, xx, ch: shuffled(b, ch, y, xx), name="shuffled_pad")
+            else:
+                stage = te.compute((n, c, *padded), shuffled, name="shuffled_pad")
 
         def read(b: Any, ch: Any, y: Any, xx: Any) -> Any:
-            return shuffled(b, ch, y, xx) if stage is None else stage[b, ch, y, xx]
+            if stage is None:
+                return shuffled(b, ch, y, xx)
+            return stage[b, y, xx, ch] if channels_last else stage[b, ch, y, xx]
 
         ry = te.reduce_axis((0, kh), name="ry")
         rx = te.reduce_axis((0, kw), name="rx")
+        if channels_last:
+            return te.compute(
+                (n, oh, ow, c),
+                lambda b, y, xx, ch: te.sum(read(b, ch, y * sh + ry * dh, xx * sw + rx * dw) * w[ry, rx, ch],
+                                            axis=[ry, rx]),
+                name="depthwise_conv2d_shuffled")
         return te.compute(
             (n, c, oh, ow),
             lambda b, ch, y, xx: te.sum(read(b, ch, y * sh + ry * dh, xx * sw + rx * dw) * w[ch, 0, ry, rx],
                                         axis=[ry, rx]),
             name="depthwise_conv2d_shuffled")
 
-    return bb.emit_te(compute, data, weight, primfunc_name_hint="depthwise_conv2d_shuffled")
+    if not channels_last:
+        y = bb.emit_te(compute, data, weight, primfunc_name_hint="depthwise_conv2d_shuffled")
+        return y if bias is None else relax.op.add(y, relax.op.reshape(bias, (1, -1, 1, 1)))
+    to_nhwc, to_nchw = [0, 2, 3, 1], [0, 3, 1, 2]
+    x_nhwc = bb.emit(relax.op.permute_dims(data, to_nhwc))
+    c, _, kh, kw = (int(d) for d in weight.ty.shape)
+    w_hwc = bb.emit(relax.op.reshape(relax.op.permute_dims(weight, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, c])))
+    y = bb.emit_te(compute, x_nhwc, w_hwc, primfunc_name_hint="depthwise_conv2d_shuffled_nhwc")
+    if bias is not None:  # added channels-last, so the permute back meets the next conv's permute directly
+        y = bb.emit(relax.op.add(y, relax.op.reshape(bias, (1, 1, 1, -1))))
+    return relax.op.permute_dims(y, to_nchw)
+
+
+@tvm.transform.module_pass(opt_level=0, name="lncompile.CancelPermutes")
+def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+    """Drop permute_dims that change nothing: identity axes, or a pair where the second undoes the first
+    (a pair that does not cancel becomes one permute_dims).
+
+    Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, wrapped in NCHW->NHWC
+    and back) meets ConvertLayout's NHWC: ConvertLayout carries the new layout through the wrapping
+    permute_dims and leaves it as an identity permutation, and each is a copy of the whole tensor.
+    """
+    from tvm.relax.dpl import is_op, rewrite_call, wildcard
+
+    def axes(call: relax.Call) -> list[int]:
+        rank = int(call.ty.ndim)
+        return [int(v) for v in call.attrs.axes] if call.attrs.axes is not None else list(range(rank))[::-1]
+
+    inner = is_op("relax.permute_dims")(wildcard())
+    pair = is_op("relax.permute_dims")(inner)
+    single = is_op("relax.permute_dims")(wildcard())
+
+    def rewrite_pair(call: relax.Call, matches: Any) -> relax.Expr:
+        first = matches[inner]
+        a, b = axes(first), axes(call)
+        composed = [a[i] for i in b]
+        source = first.args[0]
+        return source if composed == sorted(composed) else relax.op.permute_dims(source, composed)
+
+    def rewrite_single(call: relax.Call, _matches: Any) -> relax.Expr:
+        a = axes(call)
+        return call.args[0] if a == sorted(a) else call
+
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = rewrite_call(single, rewrite_single, rewrite_call(pair, rewrite_pair, func))
+    return mod

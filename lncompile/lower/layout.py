@@ -15,6 +15,8 @@ from typing import Any
 
 from ..backend import tvm_api
 from ..errors import UsageError
+from ..ir import Graph
+from .relax_lower import to_relax
 
 # preset layout -> {Relax op: [data layout, kernel layout]}; HWIO puts output channels innermost, the axis
 # a NHWC conv vectorizes over.
@@ -30,3 +32,8 @@ def apply_layout(mod: Any, layout: str) -> Any:
         raise UsageError(f"unknown layout {layout!r} in target preset; choose from {', '.join(LAYOUTS)}")
     desired = LAYOUTS[layout]
     return tvm_api.convert_layout(mod, desired) if desired else mod
+
+
+def lower(graph: Graph, layout: str = "NCHW") -> Any:
+    """``graph`` as the Relax module a build or a tuning run of a ``layout`` preset compiles."""
+    return apply_layout(to_relax(graph, layout=layout), layout)

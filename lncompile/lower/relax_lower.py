@@ -33,8 +33,9 @@ def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
 
 
 class _Lowering:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, layout: str = "NCHW") -> None:
         self.graph = graph
+        self.layout = layout  # the layout the module will be converted to (see lncompile.lower.layout)
         self.bb = relax.BlockBuilder()
 
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
@@ -57,10 +58,10 @@ def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     at = n.attrs
     shuffle = input_shuffle_groups(at)
     if shuffle:  # a depthwise conv reading channel_shuffle(x, g): one TE kernel gathering in its input indexing
-        y = emit_depthwise_conv2d_shuffled(lw.bb, a[0], a[1], tuple(at["strides"]), tuple(at["padding"]),
-                                           tuple(at["dilation"]), shuffle)
-    else:
-        y = R.nn.conv2d(a[0], a[1], at["strides"], at["padding"], at["dilation"], at["groups"])
+        return emit_depthwise_conv2d_shuffled(lw.bb, a[0], a[1], tuple(at["strides"]), tuple(at["padding"]),
+                                              tuple(at["dilation"]), shuffle, a[2] if len(a) > 2 else None,
+                                              lw.layout)
+    y = R.nn.conv2d(a[0], a[1], at["strides"], at["padding"], at["dilation"], at["groups"])
     if len(a) > 2:
         y = R.add(y, R.reshape(a[2], (1, -1, 1, 1)))
     return y
@@ -180,10 +181,14 @@ def _resize2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 
 # ---- driver --------------------------------------------------------------------------------------------
 
-def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None) -> Any:
-    """Lower a verified IR graph to a Relax IRModule whose ``main`` takes the graph inputs in order."""
+def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None, layout: str = "NCHW") -> Any:
+    """Lower a verified IR graph to a Relax IRModule whose ``main`` takes the graph inputs in order.
+
+    The module is NCHW whatever ``layout`` says; ops that ConvertLayout cannot convert (hand-written TE
+    kernels) are emitted in ``layout`` between permute_dims pairs that the conversion then cancels.
+    """
     table = {**EMITTERS, **(emitters or {})}
-    lw = _Lowering(graph)
+    lw = _Lowering(graph, layout)
     params = []
     env: dict[str, Expr] = {}
     for name in graph.input_names:

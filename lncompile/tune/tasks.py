@@ -1,7 +1,7 @@
 """What gets tuned: the model's fused TIR kernels for the real target.
 
 Tasks come from the same IR the build compiles (the pass pipeline's output when ``passes`` is on), lowered
-with :func:`lncompile.lower.relax_lower.to_relax` and fused by the first half of the target's default Relax
+with :func:`lncompile.lower.layout.lower` and fused by the first half of the target's default Relax
 pipeline (:func:`tvm_api.fuse_for_target`). MetaSchedule files each record under the structural hash of its
 kernel, so any drift between this and the build's fusion would leave every record unused.
 """
@@ -15,8 +15,7 @@ from ..backend import tvm_api
 from ..backend.build import resolve_host_json, resolve_target_json
 from ..errors import UsageError
 from ..ir import Graph, ir_hash
-from ..lower.layout import apply_layout
-from ..lower.relax_lower import to_relax
+from ..lower.layout import lower
 
 
 @dataclass
@@ -66,6 +65,6 @@ def prepare(name: str, graph: Graph, preset: Any, *, passes: bool = True, remote
         graph = optimized_graph(graph, preset)
     target_json, host_json = resolve_target_json(preset), resolve_host_json(preset)
     target = tvm_api.make_target(tuning_target_json(target_json), host_json)
-    fused = tvm_api.fuse_for_target(apply_layout(to_relax(graph), preset.layout), target)
+    fused = tvm_api.fuse_for_target(lower(graph, preset.layout), target)
     tasks = tvm_api.extract_tasks(fused, target)
     return TuningProblem(name, graph, preset, target_json, target, fused, tasks, ir_hash(graph), passes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -263,33 +265,43 @@ def test_a_shuffled_depthwise_conv_does_not_pass_a_permutation_up() -> None:
 
 # ---- lowering -------------------------------------------------------------------------------------------
 
-def _primfunc_names(graph: Graph, preset: str = "x86") -> list[str]:
+def _x86(layout: str) -> targets.TargetPreset:
+    return dataclasses.replace(targets.get("x86"), layout=layout)
+
+
+def _primfunc_names(graph: Graph, layout: str = "NCHW") -> list[str]:
     """Names of the TIR kernels of ``graph`` after TVM's fusion, as the build fuses them."""
     from lncompile.backend import tvm_api
     from lncompile.backend.build import resolve_host_json, resolve_target_json
-    from lncompile.lower.relax_lower import to_relax
+    from lncompile.lower.layout import lower
 
-    p = targets.get(preset)
+    p = _x86(layout)
     target = tvm_api.make_target(resolve_target_json(p), resolve_host_json(p))
-    fused = tvm_api.fuse_for_target(to_relax(graph), target)
+    fused = tvm_api.fuse_for_target(lower(graph, layout), target)
     return [gv.name_hint for gv, f in fused.functions_items() if type(f).__name__ == "PrimFunc"]
 
 
 @pytest.mark.slow
-def test_tiny_v1_block_compiles_for_x86_with_one_kernel_for_shuffle_and_depthwise() -> None:
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_tiny_v1_block_compiles_for_x86_with_one_kernel_for_shuffle_and_depthwise(layout: str) -> None:
     import lncompile
 
     model = _randomize_bn(V1Block())
     x = np.random.default_rng(0).standard_normal((1, 12, 8, 8)).astype(np.float32)
-    compiled = lncompile.compile(model, "x86", example_input=x)
+    compiled = lncompile.compile(model, _x86(layout), example_input=x, tuning_log=False)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert relative_error(compiled(x), expected) <= 1e-4
     assert count(compiled.graph, "channel_shuffle") == 0 and shuffled_convs(compiled.graph) == [("conv2d", 3)]
-    kernels = _primfunc_names(compiled.graph)
-    assert not [k for k in kernels if "transpose" in k or "permute" in k or "reshape" in k], kernels
+    kernels = _primfunc_names(compiled.graph, layout)
+    moves = [k for k in kernels if "transpose" in k or "permute" in k or "reshape" in k]
+    if layout == "NCHW":
+        assert not moves, kernels
+    else:  # channels-last: only the model's input and output change layout
+        assert len(moves) <= 2 and not [k for k in moves if "conv" in k], kernels
     # the gather, the depthwise reduction and its bias add are one kernel
-    assert [k for k in kernels if "depthwise_conv2d_shuffled" in k] == ["fused_depthwise_conv2d_shuffled_add"]
+    suffix = "_nhwc" if layout == "NHWC" else ""
+    assert [k for k in kernels if "depthwise_conv2d_shuffled" in k] == [f"fused_depthwise_conv2d_shuffled{suffix}_add"]
 
 
 class ShuffledDepthwiseCases(nn.Module):
@@ -306,17 +318,18 @@ class ShuffledDepthwiseCases(nn.Module):
 
 
 @pytest.mark.slow
-def test_shuffled_depthwise_lowering_matches_the_interpreter() -> None:
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_shuffled_depthwise_lowering_matches_the_interpreter(layout: str) -> None:
     from lncompile.backend import tvm_api
     from lncompile.backend.build import build
 
     graph = graph_of(ShuffledDepthwiseCases(), (1, 8, 7, 7))
     after = optimize(graph, targets.get("x86")).graph
     assert count(after, "channel_shuffle") == 0 and shuffled_convs(after) == [("fused_conv2d", 4)] * 4
-    vm = tvm_api.VirtualMachine(build(after, targets.get("x86")).executable, tvm_api.cpu_device())
+    vm = tvm_api.VirtualMachine(build(after, _x86(layout), tuning_log=False).executable, tvm_api.cpu_device())
     (x,) = inputs_for(after)
     got = vm["main"](tvm_api.tensor(x))
     for i, expected in enumerate(run_graph(graph, x)):
         assert relative_error(got[i].numpy(), expected) <= 1e-5
-    kernels = _primfunc_names(after)
+    kernels = [k for k in _primfunc_names(after, layout) if "transpose" not in k]  # NHWC: input, outputs
     assert len(kernels) == 4 and all("depthwise_conv2d_shuffled" in k for k in kernels), kernels
