@@ -1,4 +1,4 @@
-"""Untuned x86 latency with lncompile's graph passes off vs on, side by side in one process.
+"""Untuned x86 latency (no tuning log, not even a shipped one), lncompile's graph passes off vs on, side by side.
 
     python bench/passes_latency.py [--models mobilenet_v2,shufflenet_v2,ghostnet,mixnet_s] [--rounds 20]
                                    [--number 3] [--resolution R]
@@ -28,7 +28,7 @@ def bench(name: str, target: str, rounds: int, number: int, resolution: int | No
         print(f"skipping {name}: not in the zoo yet")
         return None
     imported = import_model(name, resolution=resolution)
-    builds = {flag: compile_imported(imported, target, passes=flag) for flag in (False, True)}
+    builds = {flag: compile_imported(imported, target, passes=flag, tuning_log=False) for flag in (False, True)}
     x = example_input(tuple(builds[False].inputs[0]["shape"]))
     ref = builds[False](x)
     error = float(np.abs(builds[True](x) - ref).max() / np.abs(ref).max())

@@ -218,7 +218,7 @@ def list_targets(as_json: bool) -> None:
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['arch']:<8} {r['device']:<5} {r['description']}")
+        click.echo(f"{r['name']:<{width}}  {r['arch']:<8} {r['device']:<5} {r['layout']:<5} {r['description']}")
 
 
 # ---- commands that live beside their subsystems ----
