@@ -170,6 +170,14 @@ def convert_layout(mod: tvm.IRModule, desired: dict[str, list[str]]) -> tvm.IRMo
     return seq(mod)
 
 
+def _rewrite_relax_functions(mod: tvm.IRModule, rewrite: Any) -> tvm.IRModule:
+    """``mod`` with every Relax function replaced by ``rewrite(function)`` (TIR functions untouched)."""
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = rewrite(func)
+    return mod
+
+
 @tvm.transform.module_pass(opt_level=0, name="lncompile.ClipAsMinMax")
 def _clip_as_min_max(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
     """clip(x, lo, hi) -> minimum(maximum(x, lo), hi): relax.clip has no layout inference, so ConvertLayout
@@ -185,10 +193,7 @@ def _clip_as_min_max(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         hi_c = relax.const(np.array(float(hi.value), dtype=dtype))
         return relax.op.minimum(relax.op.maximum(x, lo_c), hi_c)
 
-    for gv, func in list(mod.functions_items()):
-        if isinstance(func, relax.Function):
-            mod[gv] = rewrite_call(pattern, rewrite, func)
-    return mod
+    return _rewrite_relax_functions(mod, lambda func: rewrite_call(pattern, rewrite, func))
 
 
 def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
@@ -323,17 +328,20 @@ def set_runtime_threads(n: int) -> None:
     """
     n = max(1, int(n))
     os.environ["TVM_NUM_THREADS"] = str(n)
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    cpus = (cpus * n)[:n]  # n > available CPUs: threads share them
+    cpus = (_usable_cpus() * n)[:n]  # n > available CPUs: threads share them
     share_all_cores = -3  # tvm::runtime::threading::ThreadGroup::kSpecifyThreadShareAllCore: no pinning
     tvm.get_global_func("runtime.config_threadpool")(share_all_cores, n, [str(c) for c in cpus])
 
 
+def _usable_cpus() -> list[int]:
+    """The CPU ids this process may run on."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def physical_cores() -> int:
     """Cores this process may run on, counting SMT siblings once (Linux sysfs; else the logical count)."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     cores = set()
-    for cpu in cpus:
+    for cpu in _usable_cpus():
         siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
         try:
             cores.add(siblings.read_text().strip())
@@ -669,7 +677,5 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         a = axes(call)
         return call.args[0] if a == sorted(a) else call
 
-    for gv, func in list(mod.functions_items()):
-        if isinstance(func, relax.Function):
-            mod[gv] = rewrite_call(single, rewrite_single, rewrite_call(pair, rewrite_pair, func))
-    return mod
+    return _rewrite_relax_functions(
+        mod, lambda func: rewrite_call(single, rewrite_single, rewrite_call(pair, rewrite_pair, func)))

@@ -40,13 +40,11 @@ def tuning_target_json(target_json: dict[str, Any]) -> dict[str, Any]:
     """The build's target plus ``num-cores`` (MetaSchedule's parallel rules need it; codegen ignores it).
 
     Presets with ``threads: 0`` (all cores) leave it out of the build target; tuning uses the physical core
-    count, as TVM's runtime pool does by default.
+    count this process may use, as a loaded library's thread pool does (:func:`tvm_api.physical_cores`).
     """
     if target_json.get("kind") != "llvm" or "num-cores" in target_json:
         return dict(target_json)
-    import psutil
-
-    return {**target_json, "num-cores": int(psutil.cpu_count(logical=False) or 1)}
+    return {**target_json, "num-cores": tvm_api.physical_cores()}
 
 
 def optimized_graph(graph: Graph, preset: Any) -> Graph:
