@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lncompile.api import compile_imported
 from lncompile.backend import tvm_api
-from lncompile.bench_cmd import _export_onnx, _ort_runner, _torch_runner, interleaved, percentiles
+from lncompile.bench_cmd import _export_onnx, _ort_runner, _torch_runner, percentiles, side_by_side
 from lncompile.fileio import write_atomic, write_text_atomic
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
@@ -41,13 +41,10 @@ def bench_one(name: str, preset: object, repeat: int, threads: int, resolution: 
     tuning = compiled.manifest.get("tuning") or {}
     x = imported.example[0]
     with tempfile.TemporaryDirectory() as tmp:
-        # lncompile and ORT interleaved with each other; torch in its own rounds after them. With torch's
-        # OpenMP pool in the same rounds, ORT and TVM both measured 1.3-1.6x slower at 2 threads on 2 cores
-        # (its threads keep the cores after an inference), which flattered neither ratio honestly.
         runs = {"lncompile": lambda: compiled(x),
-                "ort": _ort_runner(_export_onnx(imported.reference, x, Path(tmp)), x, threads)}
-        times = interleaved(runs, repeat)
-        times.update(interleaved({"torch": _torch_runner(imported.reference, x, threads)}, repeat))
+                "ort": _ort_runner(_export_onnx(imported.reference, x, Path(tmp)), x, threads),
+                "torch": _torch_runner(imported.reference, x, threads)}
+        times = side_by_side(runs, repeat)
     stats = {engine: percentiles(t) for engine, t in times.items()}
     tuned = f"{tuning.get('kernels_tuned', 0)}/{tuning['kernels']}" if tuning.get("kernels") else "0 (no log)"
     return {"model": name, "res": x.shape[-1], "tuned": tuned, **stats}

@@ -86,23 +86,26 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     """
     from ..tune.apply import select_logs
 
+    started = time.perf_counter()  # the user waits for the logs to load too
     target_json, host_json = resolve_target_json(preset), resolve_host_json(preset)
     check_toolchain(preset, target_json)
     logs = select_logs(preset, target_json, tuning_log) if preset.device == "cpu" else None
     tuning = None
     if preset.device == "cuda":  # device code is compiled with nvcc (at export, or by codegen on a GPU machine)
         require_tool("nvcc")
-    started = time.perf_counter()
     mod = relax_module if relax_module is not None else lower(graph, preset.layout)
     try:
         target = tvm_api.make_target(target_json, host_json)
         executable = None
-        if logs is not None and logs.logs:
-            tuned_executable, tuned, kernels = tvm_api.build_with_database(mod, target, logs.database)
+        if logs is not None and logs.usable:
+            fused = tvm_api.fuse_for_target(mod, target)
+            logs.load(tvm_api.kernel_workload_hashes(fused, target))
+            applied, tuned, kernels = tvm_api.apply_database(fused, target, logs.database)
             tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels}
             # A log that matches no kernel of this model changes nothing: build on the default pipeline,
             # the path every untuned build (and the whole-zoo check) takes.
-            executable = tuned_executable if tuned else None
+            if tuned:
+                executable = tvm_api.build_fused_executable(applied, target)
         if executable is None:
             executable = tvm_api.build_executable(mod, target, preset.device)
     except Exception as e:  # TVM raises its own error types; keep the first line

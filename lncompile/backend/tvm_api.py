@@ -223,6 +223,11 @@ def workload_hash(mod: tvm.IRModule) -> str:
     return str(tvm_ffi.structural_hash(mod))
 
 
+def kernel_workload_hashes(fused: tvm.IRModule, target: tvm.target.Target) -> set[str]:
+    """The database hashes of a fused module's kernels: the workloads a tuning log may hold records for."""
+    return {workload_hash(task_workload_module(task)) for task in extract_tasks(fused, target)}
+
+
 def measure_callback(fn: Any) -> Any:
     """A MetaSchedule measure callback calling ``fn(task_id, n, [seconds or None per candidate])``."""
     from tvm.ir.utils import derived_object
@@ -279,14 +284,20 @@ def json_database(work_dir: str) -> Any:
     return _ms().database.JSONDatabase(work_dir=work_dir)
 
 
-def commit_json_lines(db: Any, workload: Any, record: Any | None) -> Any:
-    """Commit one parsed workload line (and, if given, one parsed record's body) to ``db``; returns the
-    database's workload. Raises on malformed content (the caller skips that line)."""
-    ms = _ms()
-    committed = db.commit_workload(ms.database.Workload.from_json(workload).mod)
-    if record is not None:
-        db.commit_tuning_record(ms.database.TuningRecord.from_json(record, committed))
-    return committed
+def commit_workload_json(db: Any, workload: Any) -> Any:
+    """Commit one parsed workload line ``[hash, module]`` to ``db``; returns the database's workload.
+    Raises on malformed content (the caller skips that line)."""
+    return db.commit_workload(workload_module_json(workload))
+
+
+def workload_module_json(workload: Any) -> tvm.IRModule:
+    """The module of one parsed workload line ``[hash, module]``."""
+    return _ms().database.Workload.from_json(workload).mod
+
+
+def commit_record_json(db: Any, workload: Any, record: Any) -> None:
+    """Commit one parsed record body ``[trace, run_secs, target, args_info]`` of a committed workload."""
+    db.commit_tuning_record(_ms().database.TuningRecord.from_json(record, workload))
 
 
 def best_record_seconds(db: Any, mod: tvm.IRModule) -> tuple[float | None, int]:
@@ -540,17 +551,6 @@ def ms_measure_vector_add(builder: Any, runner: Any, target_json: dict[str, Any]
     if result.error_msg:
         raise RuntimeError(result.error_msg)
     return [float(s) for s in result.run_secs]
-
-
-def build_with_database(mod: tvm.IRModule, target: tvm.target.Target, db: Any) -> tuple[Any, int, int]:
-    """The CPU default pipeline with MetaScheduleApplyDatabase after fusion (where the records' keys match).
-
-    Returns (executable, kernels given a tuned schedule, kernels). Kernels without a record keep the
-    pipeline's default (naive) schedule.
-    """
-    fused = fuse_for_target(mod, target)
-    applied, tuned, kernels = apply_database(fused, target, db)
-    return build_fused_executable(applied, target), tuned, kernels
 
 
 # ---- reliability: is a loaded .so a Relax VM library? (lncompile/runtime.py) ----

@@ -5,7 +5,7 @@ An explicit ``--tuning-log DIR`` must fit this build (same TVM version and targe
 ``lncompile/targets/logs/<preset>/`` (the directory itself, or each of its sub-directories) are applied when
 they fit; the ones that do not are listed in the manifest with the reason. The build applies the merged
 records after fusion, so only kernels whose workload hash matches a record change (see
-:func:`lncompile.backend.tvm_api.build_with_database`).
+:func:`lncompile.backend.tvm_api.apply_database`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,21 @@ from . import logdb
 
 @dataclass
 class SelectedLogs:
-    database: Any  # a MetaSchedule MemoryDatabase holding every applied record
-    logs: list[dict[str, Any]] = field(default_factory=list)  # {"path", "shipped", "workloads", "records"}
+    usable: list[tuple[Path, bool]] = field(default_factory=list)  # (log directory, shipped?) that fit this build
     not_applied: list[dict[str, str]] = field(default_factory=list)  # shipped logs that did not fit: {"path", "why"}
+    database: Any = None  # after load(): a MetaSchedule MemoryDatabase holding every applied record
+    # after load(): {"path", "shipped", "workloads", "records" (valid ones of them), "best_records" (applied)}
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    def load(self, wanted: set[str]) -> None:
+        """Load the records of the workloads in ``wanted`` (the build's kernel hashes) from every usable log."""
+        from ..backend import tvm_api
+
+        self.database = tvm_api.memory_database()
+        for directory, shipped in self.usable:
+            workloads, records, best = logdb.load_into(self.database, directory, wanted)
+            self.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads,
+                              "records": records, "best_records": best})
 
 
 def shipped_dir() -> Path:
@@ -39,26 +51,25 @@ def shipped_log_dirs(preset_name: str) -> list[Path]:
 
 
 def select_logs(preset: Any, target_json: dict[str, Any], tuning_log: str | Path | bool | None) -> SelectedLogs | None:
-    """The records to apply: ``tuning_log`` (a directory), the shipped logs (``None``), or none (``False``)."""
-    from ..backend import tvm_api
+    """The logs to apply: ``tuning_log`` (a directory), the shipped logs (``None``), or none (``False``).
 
+    Only checks that they fit (an explicit log that does not raises with the reason, before anything is compiled);
+    :meth:`SelectedLogs.load` reads them once the build knows its kernels.
+    """
     if tuning_log is False:
         return None
-    selected = SelectedLogs(tvm_api.memory_database())
+    selected = SelectedLogs()
     if tuning_log is not None and tuning_log is not True:
-        candidates = [(Path(tuning_log), False)]
         logdb.check_compatible(Path(tuning_log), target_json)  # raises with the reason
-    else:
-        candidates = [(d, True) for d in shipped_log_dirs(preset.name)]
-    for directory, shipped in candidates:
-        if shipped:
-            try:
-                why = logdb.incompatibility(logdb.read_manifest(directory), target_json)
-            except logdb.TuningLogError as e:  # a broken shipped log must not break every build
-                why = str(e)
-            if why is not None:
-                selected.not_applied.append({"path": str(directory), "why": why})
-                continue
-        workloads, records = logdb.load_into(selected.database, directory)
-        selected.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads, "records": records})
-    return selected if selected.logs or selected.not_applied else None
+        selected.usable.append((Path(tuning_log), False))
+        return selected
+    for directory in shipped_log_dirs(preset.name):
+        try:
+            why = logdb.incompatibility(logdb.read_manifest(directory), target_json)
+        except logdb.TuningLogError as e:  # a broken shipped log must not break every build
+            why = str(e)
+        if why is None:
+            selected.usable.append((directory, True))
+        else:
+            selected.not_applied.append({"path": str(directory), "why": why})
+    return selected if selected.usable or selected.not_applied else None

@@ -82,13 +82,25 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-def parse_log(directory: Path) -> ParsedLog:
-    """Read both database files, dropping lines that are not JSON of the expected shape."""
+def _leading_field(line: str) -> str:
+    """The text before the first comma of ``[first, ...]`` (a workload's quoted hash, a record's index)."""
+    end = line.find(",")
+    return line[1:end].strip() if line.startswith("[") and end > 0 else ""
+
+
+def parse_log(directory: Path, wanted: set[str] | None = None) -> ParsedLog:
+    """Read both database files, dropping lines that are not JSON of the expected shape.
+
+    ``wanted``: workload hashes to keep (the kernels of the model being built); the lines of every other
+    workload and their records are passed over without being parsed, so a build pays only for its own kernels.
+    """
     parsed = ParsedLog()
     remap: dict[int, int] = {}
     for number, line in enumerate(_lines(directory / WORKLOADS)):
         if not line.strip():
             continue
+        if wanted is not None and _leading_field(line).strip('"') not in wanted and line.rstrip().endswith("]"):
+            continue  # another model's kernel (a line cut short is still reported below)
         try:
             item = json.loads(line)
             ok = isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
@@ -97,11 +109,16 @@ def parse_log(directory: Path) -> ParsedLog:
         if not ok:
             parsed.skipped.append(f"{WORKLOADS}:{number + 1}")
             continue
+        if wanted is not None and item[0] not in wanted:
+            continue
         remap[number] = len(parsed.workloads)  # records name workloads by line number
         parsed.workloads.append(item)
     for number, line in enumerate(_lines(directory / RECORDS)):
         if not line.strip():
             continue
+        index = _leading_field(line)
+        if wanted is not None and index.isdigit() and int(index) not in remap:
+            continue  # a record of a workload passed over
         try:
             item = json.loads(line)
             ok = (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
@@ -129,31 +146,52 @@ def repair_in_place(directory: Path) -> int:
     return len(parsed.skipped)
 
 
-def load_into(db: Any, directory: Path) -> tuple[int, int]:
-    """Commit a log's workloads and records into ``db``; lines TVM cannot decode are skipped with a warning.
+MAX_RUN_SECS = 1e10  # MetaSchedule's run time for a candidate that failed to build or run
 
-    Returns (workloads, records) committed.
+
+def mean_run_secs(body: Any) -> float | None:
+    """The mean measured seconds of a record body, or None when it holds no valid measurement."""
+    secs = body[1] if len(body) > 1 else None
+    if not isinstance(secs, list) or not secs or not all(isinstance(s, (int, float)) for s in secs):
+        return None
+    mean = sum(secs) / len(secs)
+    return mean if 0 <= mean < MAX_RUN_SECS else None
+
+
+def load_into(db: Any, directory: Path, wanted: set[str] | None = None) -> tuple[int, int, int]:
+    """Commit a log's workloads and, per workload, its fastest valid record into ``db``.
+
+    A build applies only each workload's best record, so the rest are not decoded: decoding a record parses its
+    schedule trace (~4 ms each), and the shipped logs hold thousands, which every build would pay for. A best
+    record TVM cannot decode gives way to the next best; lines TVM rejects are skipped with a warning.
+    ``wanted`` limits loading to these workload hashes (see :func:`parse_log`).
+    Returns (workloads committed, valid records of them in the log, best records committed).
     """
     from ..backend import tvm_api
 
-    parsed = parse_log(directory)
+    parsed = parse_log(directory, wanted)
     committed: dict[int, Any] = {}
     for index, workload in enumerate(parsed.workloads):
         try:
-            committed[index] = tvm_api.commit_json_lines(db, workload, None)
+            committed[index] = tvm_api.commit_workload_json(db, workload)
         except Exception as e:  # a decodable line TVM rejects: same treatment as bad JSON
             parsed.skipped.append(f"{WORKLOADS} workload {index} ({type(e).__name__})")
-    records = 0
+    ranked: dict[int, list[tuple[float, Any]]] = {}
     for index, body in parsed.records:
-        if index not in committed:
-            continue
-        try:
-            tvm_api.commit_json_lines(db, parsed.workloads[index], body)
-            records += 1
-        except Exception as e:
-            parsed.skipped.append(f"{RECORDS} record for workload {index} ({type(e).__name__})")
+        mean = mean_run_secs(body)
+        if index in committed and mean is not None:
+            ranked.setdefault(index, []).append((mean, body))
+    applied = 0
+    for index, candidates in ranked.items():
+        for _, body in sorted(candidates, key=lambda c: c[0]):
+            try:
+                tvm_api.commit_record_json(db, committed[index], body)
+                applied += 1
+                break
+            except Exception as e:
+                parsed.skipped.append(f"{RECORDS} record for workload {index} ({type(e).__name__})")
     parsed.warn(directory)
-    return len(committed), records
+    return len(committed), sum(len(c) for c in ranked.values()), applied
 
 
 def count_records(directory: Path) -> int:

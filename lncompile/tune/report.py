@@ -18,8 +18,8 @@ def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
             lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
                          f"{tuning['kernels']} kernels (tasks) tuned")
         else:
-            lines.append(f"{kind} {paths} ({records} records) matched none of the {tuning['kernels']} kernels "
-                         f"of this model: built with default schedules (`lncompile tune` makes a log for it)")
+            lines.append(f"{kind} {paths}: no record for any of the {tuning['kernels']} kernels of this model, "
+                         f"built with default schedules (`lncompile tune` makes a log for it)")
     for skipped in tuning.get("not_applied", []):
         lines.append(f"shipped tuning log {skipped['path']} not applied: {skipped['why']}")
     return lines

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from lncompile.bench_cmd import interleaved
+from lncompile.bench_cmd import interleaved, side_by_side
 
 
 def _in_fresh_process(code: str, **env: str) -> str:
@@ -47,3 +47,12 @@ def test_interleaved_settles_each_engine_before_timing_it() -> None:
     assert all(timed_part[i] == timed_part[i + 1] for i in range(0, len(timed_part), 2))
     # rounds rotate which engine goes first
     assert [timed_part[i * 6] for i in range(4)] == ["a", "b", "c", "a"]
+
+
+def test_side_by_side_times_torch_in_rounds_of_its_own() -> None:
+    calls: list[str] = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("lncompile", "torch", "ort")}
+    times = side_by_side(runs, repeat=3)
+    assert {name: len(t) for name, t in times.items()} == {"lncompile": 3, "ort": 3, "torch": 3}
+    first_torch = calls.index("torch")
+    assert set(calls[:first_torch]) == {"lncompile", "ort"} and set(calls[first_torch:]) == {"torch"}

@@ -129,6 +129,28 @@ def test_log_for_another_tvm_or_target_is_refused(tuned: Path, model_onnx: tuple
     assert "\n" not in str(info.value)
 
 
+def test_loading_a_log_decodes_only_each_workloads_best_record(tuned: Path, tmp_path: Path) -> None:
+    from lncompile.backend import tvm_api
+
+    log_dir = _copy(tuned, tmp_path)
+    lines = (log_dir / logdb.RECORDS).read_text().splitlines()
+    slowest = max(lines, key=lambda line: logdb.mean_run_secs(json.loads(line)[1]))
+    index, body = json.loads(slowest)
+    failed = [index, [body[0], [1e10], *body[2:]]]  # a candidate that failed to run: never the best
+    (log_dir / logdb.RECORDS).write_text("\n".join([*lines, json.dumps(failed)]) + "\n")
+    workloads = (log_dir / logdb.WORKLOADS).read_text().splitlines()
+    db = tvm_api.memory_database()
+    assert logdb.load_into(db, log_dir) == (3, 6, 3)  # 3 workloads, 6 valid records, 3 applied
+    assert logdb.load_into(tvm_api.memory_database(), log_dir, wanted={json.loads(workloads[0])[0]})[:2] == (1, 2)
+    best = {}
+    for line in lines:
+        index, body = json.loads(line)
+        best[index] = min(best.get(index, float("inf")), logdb.mean_run_secs(body))
+    for index, workload in enumerate(workloads):
+        seconds, count = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(json.loads(workload)))
+        assert count == 1 and seconds == pytest.approx(best[index], rel=1e-9)
+
+
 def test_corrupt_lines_are_skipped_with_a_warning(tuned: Path, model_onnx: tuple[Path, nn.Module],
                                                   tmp_path: Path) -> None:
     log_dir = _copy(tuned, tmp_path)
