@@ -223,6 +223,28 @@ def workload_hash(mod: tvm.IRModule) -> str:
     return str(tvm_ffi.structural_hash(mod))
 
 
+def kernel_call_order(fused: tvm.IRModule) -> list[tuple[str, int, int]]:
+    """(TIR kernel, elements of its output, elements of its constant arguments) for each call ``main`` of a
+    fused module makes, in call order."""
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    calls: list[tuple[str, int, int]] = []
+
+    def elements(shape: Any) -> int:
+        return int(np.prod([int(d) for d in shape]))
+
+    def shape(expr: Any) -> Any:
+        return getattr(getattr(expr.ty, "shape", None), "values", [])  # a tuple counts 0
+
+    def visit(expr: Any) -> None:
+        if isinstance(expr, relax.Call) and expr.op.same_as(call_tir):
+            out = shape(expr)
+            weights = sum(elements(shape(a)) for a in expr.args[1].fields if isinstance(a, tvm.ir.Constant))
+            calls.append((expr.args[0].name_hint, elements(out), weights))
+
+    relax.analysis.post_order_visit(fused["main"].body, visit)
+    return calls
+
+
 def kernel_workload_hashes(fused: tvm.IRModule, target: tvm.target.Target) -> set[str]:
     """The database hashes of a fused module's kernels: the workloads a tuning log may hold records for."""
     return {workload_hash(task_workload_module(task)) for task in extract_tasks(fused, target)}

@@ -116,6 +116,26 @@ class Progress:
 
 
 @dataclass
+class FirstRound:
+    """Whether MetaSchedule is inside the loop that joins its first round (tasks 0, 1, ..., n-1 in order).
+
+    The gradient task scheduler sends every task once, then joins them all in one loop, each join committing
+    that task's records. A stop raised inside that loop (time budget, a budget shorter than one round) drops
+    every task not joined yet, so the budget waits for the loop to end: at task n-1, or at the first task id
+    that does not increase (tasks already at their trial limit are not in the loop).
+    """
+
+    tasks: int
+    joining: bool = True
+    last: int = -1
+
+    def saw(self, task_id: int) -> None:
+        if task_id <= self.last or task_id == self.tasks - 1:
+            self.joining = False
+        self.last = task_id
+
+
+@dataclass
 class TuneOutcome:
     log_dir: Path
     trials: int  # measured in this run
@@ -196,16 +216,18 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
                dynamic_ncols=True)
     started = time.monotonic()
     stop_reason: list[str] = []
+    first_round = FirstRound(n)
 
     def on_measured(task_id: int, seconds: list[float | None]) -> None:
         progress.add(task_id, seconds)
+        first_round.saw(task_id)
         estimate, measured = progress.estimate_ms()
         bar.set_postfix_str(f"tasks {progress.tasks_done}/{n}, est. {estimate:.3f} ms ({measured}/{n} measured)"
                             f"{f', {progress.errors} failed' if progress.errors else ''}", refresh=False)
         bar.update(len(seconds))
         if time_budget_s is not None and time.monotonic() - started > time_budget_s and not stop_reason:
             stop_reason.append("time budget")
-        if stop_reason:
+        if stop_reason and not first_round.joining:
             raise _Stop(stop_reason[0])
 
     def on_sigint(signum: int, frame: Any) -> None:
