@@ -4,47 +4,29 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.dicenet import PUBLISHED_BY_WIDTH, DiCE
-
-
-def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
-    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
+from tests.zoo._checks import assert_close, assert_matches_published, assert_runs, export
+from tests.zoo._counting import params_macs
 
 
 def test_forward_and_published_figures() -> None:
-    spec = registry.spec("dicenet")
-    model = registry.create("dicenet", resolution=64)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
-
-    params, macs = _params_and_macs(registry.create("dicenet"), spec.resolution)
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
+    assert_runs("dicenet", num_classes=1000)
+    assert_matches_published("dicenet")
 
 
 @pytest.mark.parametrize("width", [0.2, 0.5, 0.75, 1.5, 1.75, 2.0])
 def test_widths_release_table(width: float) -> None:
     # EdgeNets model_zoo README (MFLOPs) and dicenet_config.py RESULTS comment (params), all at 224.
     published_params, published_macs = PUBLISHED_BY_WIDTH[width]
-    params, macs = _params_and_macs(registry.create("dicenet", width_mult=width))
-    assert params == pytest.approx(published_params, rel=0.02)
-    assert macs == pytest.approx(published_macs, rel=0.05)
+    params, macs = params_macs("dicenet", 224, width_mult=width)
+    assert_close(f"dicenet {width}", params, macs, published_params, published_macs)
 
 
 def test_exports() -> None:
-    model = registry.create("dicenet", resolution=64, num_classes=10)
-    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+    export(registry.create("dicenet", resolution=64, num_classes=10))
 
 
 def test_units_built_for_the_requested_resolution() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.edgevit import LGLBlock, LocalProp
+from tests.zoo._checks import assert_forward, assert_matches_published, called_ops, export
+from tests.zoo._counting import params_macs
 
 MODELS = ["edgevit_xxs", "edgevit_xs", "edgevit_s"]
 # Exact parameter counts of the official saic-fi/edgevit definitions (checked weight-for-weight against a
@@ -18,38 +19,24 @@ OFFICIAL_PARAMS = {"edgevit_xxs": 4_067_704, "edgevit_xs": 6_770_056, "edgevit_s
 DEPTHS = {"edgevit_xxs": [1, 1, 3, 2], "edgevit_xs": [1, 1, 3, 1], "edgevit_s": [1, 2, 5, 3]}
 
 
-def _params_and_macs(model: nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count, then MACs (convs, linears and attention matmuls) counted on the meta device."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_published_figures(name: str) -> None:
-    spec = registry.spec(name)
-    assert spec.resolution == 224
+    assert registry.spec(name).resolution == 224
     model = registry.create(name, resolution=64)
-    with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 64))
-    assert out.shape == (2, 1000)
-    assert torch.isfinite(out).all()
+    out = assert_forward(model, batch=2)
     assert not torch.allclose(out[0], out[1])
 
     blocks = [m for m in model.modules() if isinstance(m, LGLBlock)]
     assert len(blocks) == sum(DEPTHS[name])
 
-    params, macs = _params_and_macs(model, spec.resolution)
+    # MACs count convs, linears and attention matmuls.
+    params, _ = assert_matches_published(name)
     assert params == OFFICIAL_PARAMS[name]
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
 
 
 def test_paper_xxs_figure() -> None:
     """The paper's own XXS row (4.1M, 0.6 GFLOPs) holds at its one-decimal precision."""
-    params, macs = _params_and_macs(registry.create("edgevit_xxs", resolution=32), 224)
+    params, macs = params_macs("edgevit_xxs", 224)
     assert round(params / 1e6, 1) == 4.1
     assert round(macs / 1e9, 1) == 0.6
 
@@ -68,12 +55,11 @@ def test_local_prop_is_depthwise_transposed_conv(ratio: int) -> None:
 
 
 def test_exports() -> None:
-    model = registry.create("edgevit_xxs", resolution=64, num_classes=10)
-    ep = torch.export.export(model, (torch.randn(1, 3, 64, 64),))
-    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    ep = export(registry.create("edgevit_xxs", resolution=64, num_classes=10))
+    ops = called_ops(ep)
     assert {"aten.matmul.default", "aten.softmax.int", "aten.avg_pool2d.default", "aten.gelu.default"} <= ops
     assert not any("convolution" in op or "conv_transpose" in op for op in ops)
-    assert ep.module()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+    assert_forward(ep.module(), num_classes=10)
 
 
 def test_bad_values() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.efficientnet import B0_STAGES, EFFICIENTNET_PARAMS, scale_stages
-from tests.zoo._counting import assert_close, count
+from tests.zoo._checks import assert_matches_published, assert_runs
+from tests.zoo._counting import num_params
 
 MODELS = [
     "efficientnet_b0",
@@ -22,24 +22,17 @@ MODELS = [
 
 @pytest.mark.parametrize("name", MODELS)
 def test_runs_at_reduced_resolution(name: str) -> None:
-    model = graphs.create(name, resolution=64, num_classes=10)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 10)
-    assert torch.isfinite(out).all()
+    assert_runs(name)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_matches_published_figures(name: str) -> None:
-    spec = graphs.spec(name)
-    assert spec.published is not None
-    params, macs = count(graphs.create(name), spec.resolution)
-    assert_close(name, params, macs, spec.published.params, spec.published.macs)
+    assert_matches_published(name)
 
 
 def test_b0_is_the_torchvision_architecture() -> None:
     # torchvision efficientnet_b0 (ported from the paper's weights) has exactly 5,288,548 parameters.
-    assert sum(p.numel() for p in graphs.create("efficientnet_b0").parameters()) == 5_288_548
+    assert num_params(graphs.create("efficientnet_b0")) == 5_288_548
 
 
 def test_default_resolutions_follow_the_official_table() -> None:
@@ -74,7 +67,7 @@ def test_compound_scaling_matches_official_coefficients(name: str) -> None:
 
     # The knobs are multipliers on B0's table: B0 scaled by (w, d) is the same network.
     as_b0 = graphs.create("efficientnet_b0", resolution=64, width_mult=width, depth_mult=depth)
-    assert sum(p.numel() for p in as_b0.parameters()) == sum(p.numel() for p in model.parameters())
+    assert num_params(as_b0) == num_params(model)
 
 
 def test_depth_uses_ceil() -> None:

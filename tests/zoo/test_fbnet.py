@@ -7,26 +7,20 @@ import torch
 
 from lncompile import graphs
 from lncompile.errors import UsageError
-from tests.zoo._counting import assert_close, params_macs, skeleton
+from tests.zoo._checks import assert_matches_published, assert_runs, export
+from tests.zoo._counting import params_macs, skeleton
 
 MODELS = ["fbnet_a", "fbnet_b", "fbnet_c"]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_runs_at_reduced_resolution(name: str) -> None:
-    model = graphs.create(name, resolution=64, num_classes=10)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 10)
-    assert torch.isfinite(out).all()
+    assert_runs(name)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_matches_published_figures(name: str) -> None:
-    pub = graphs.spec(name).published
-    assert pub is not None
-    params, macs = params_macs(name)
-    assert_close(name, params, macs, pub.params, pub.macs)
+    assert_matches_published(name)
 
 
 def test_fbnet_a_reproduces_release_exactly() -> None:
@@ -47,8 +41,7 @@ def test_fbnet_a_grouped_blocks() -> None:
 
 
 def test_exports() -> None:
-    model = graphs.create("fbnet_a", resolution=64)
-    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+    export(graphs.create("fbnet_a", resolution=64))
 
 
 @pytest.mark.parametrize("name", MODELS)

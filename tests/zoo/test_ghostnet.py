@@ -3,49 +3,30 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.ghostnet import PUBLISHED_WIDTHS, GhostModule
-
-
-def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
-    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
+from tests.zoo._checks import assert_close, assert_forward, assert_matches_published, export
+from tests.zoo._counting import params_macs
 
 
 def test_forward_and_published_figures() -> None:
-    spec = registry.spec("ghostnet")
-    model = registry.create("ghostnet")
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
-
-    params, macs = _params_and_macs(model, spec.resolution)
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
+    assert_forward(registry.create("ghostnet"))
+    params, _ = assert_matches_published("ghostnet")
     # timm ghostnet_100 has 5,183,908 params (its classifier bias etc. agree; head 1280 is the same).
     assert params == pytest.approx(5.18e6, rel=0.005)
 
 
 def test_exports() -> None:
-    model = registry.create("ghostnet", num_classes=10)
-    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+    export(registry.create("ghostnet", num_classes=10))
 
 
 @pytest.mark.parametrize("width", [0.5, 1.3])
 def test_scaled_widths_paper_table7(width: float) -> None:
     published_params, published_macs = PUBLISHED_WIDTHS[width]
-    params, macs = _params_and_macs(registry.create("ghostnet", width_mult=width))
-    assert params == pytest.approx(published_params, rel=0.02)
-    assert macs == pytest.approx(published_macs, rel=0.05)
+    params, macs = params_macs("ghostnet", 224, width_mult=width)
+    assert_close(f"ghostnet {width}", params, macs, published_params, published_macs)
 
 
 def test_width_rounding_divisor_4() -> None:

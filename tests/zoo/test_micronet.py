@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.micronet import DynamicShiftMax, group_circular_shift, shift_max_macs
+from tests.zoo._checks import assert_close, assert_forward, export
+from tests.zoo._counting import count
 
 MODELS = ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3"]
 # M0, M1, M3 land within 2 % of the README's MAdds; M2 counts 12.74 M against the README's "12M"
@@ -16,34 +17,26 @@ MODELS = ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3"]
 MACS_TOLERANCE = {"micronet_m2": 0.07}
 
 
-def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
-    """Params; MAdds = conv/linear (FlopCounterMode, on the meta device) + applying Dynamic Shift-Max."""
-    params = sum(p.numel() for p in model.parameters())
+def _params_and_macs(model: torch.nn.Module, resolution: int) -> tuple[int, float]:
+    """Params; MAdds = conv/linear (``count``, on the meta device: moves model there) + applying Dynamic Shift-Max."""
     shift_max = shift_max_macs(model, resolution)
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2 + shift_max
+    params, macs = count(model.to("meta"), resolution)
+    return params, macs + shift_max
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_published_figures(name: str) -> None:
     spec = registry.spec(name)
     model = registry.create(name)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
+    assert_forward(model)
 
     params, macs = _params_and_macs(model, spec.resolution)
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=MACS_TOLERANCE.get(name, 0.05))
+    assert_close(name, params, macs, spec.published.params, spec.published.macs, MACS_TOLERANCE.get(name, 0.05))
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_exports(name: str) -> None:
-    model = registry.create(name, resolution=64, num_classes=10)
-    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+    export(registry.create(name, resolution=64, num_classes=10))
 
 
 def test_group_circular_shift_matches_release_index() -> None:

@@ -8,7 +8,8 @@ import torch
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.mixnet import MixedConv2d, split_channels
-from tests.zoo._counting import assert_close, count
+from tests.zoo._checks import assert_close, assert_matches_published, assert_runs
+from tests.zoo._counting import params_macs
 
 MODELS = ["mixnet_s", "mixnet_m"]
 
@@ -23,36 +24,24 @@ PAPER_MACS_TOLERANCE = 0.07
 
 @pytest.mark.parametrize("name", MODELS)
 def test_runs_at_reduced_resolution(name: str) -> None:
-    model = graphs.create(name, resolution=64, num_classes=10)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 10)
-    assert torch.isfinite(out).all()
+    assert_runs(name)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_matches_published_figures(name: str) -> None:
-    spec = graphs.spec(name)
-    assert spec.published is not None
-    params, macs = count(graphs.create(name), spec.resolution)
+    params, _ = assert_matches_published(name, macs_rel=PAPER_MACS_TOLERANCE)
     assert params == RELEASE_PARAMS[name]
-    assert abs(params / spec.published.params - 1) <= 0.02, f"{name}: {params / 1e6:.3f}M params"
-    assert abs(macs / spec.published.macs - 1) <= PAPER_MACS_TOLERANCE, f"{name}: {macs / 1e6:.1f}M MACs"
 
 
 def test_mixnet_l_is_mixnet_m_at_width_1_3() -> None:
     # MixConv paper: MixNet-L 7.3M params, 565M FLOPS; official mixnet_builder.mixnet_l = mixnet_m(1.3).
-    params, macs = count(graphs.create("mixnet_m", width_mult=1.3), 224)
+    params, macs = params_macs("mixnet_m", 224, width_mult=1.3)
     assert_close("mixnet_m 1.3 (MixNet-L)", params, macs, 7.3e6, 565e6)
 
 
 def test_narrow_width_runs_with_uneven_channel_splits() -> None:
     # width 0.5: 48 expanded channels over 5 kernels -> [12, 9, 9, 9, 9] (remainder to the first group).
-    model = graphs.create("mixnet_s", width_mult=0.5, resolution=64)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
+    assert_runs("mixnet_s", num_classes=1000, width_mult=0.5)
 
 
 def test_split_channels_rule() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.mobilevit import MobileViTBlock, fold_patches, unfold_patches
+from tests.zoo._checks import assert_forward, assert_matches_published, called_ops, export
 
 MODELS = ["mobilevit_xxs", "mobilevit_xs", "mobilevit_s"]
 # Exact parameter counts of timm mobilevit_xxs/xs/s (the apple/ml-cvnets release); our modules were checked
@@ -23,33 +23,19 @@ BLOCKS = {
 }
 
 
-def _params_and_macs(model: nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count, then MACs (convs, linears and attention matmuls) counted on the meta device."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_published_figures(name: str) -> None:
-    spec = registry.spec(name)
-    assert spec.resolution == 256
+    assert registry.spec(name).resolution == 256
     model = registry.create(name, resolution=64)  # the smallest input it takes: 2x2 map at the last stage
-    with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 64))
-    assert out.shape == (2, 1000)
-    assert torch.isfinite(out).all()
+    out = assert_forward(model, batch=2)
     assert not torch.allclose(out[0], out[1])  # the output depends on the input
 
     blocks = [m for m in model.modules() if isinstance(m, MobileViTBlock)]
     assert [(b.norm.normalized_shape[0], len(b.transformer)) for b in blocks] == BLOCKS[name]
 
-    params, macs = _params_and_macs(model, spec.resolution)
+    # MACs count convs, linears and attention matmuls.
+    params, _ = assert_matches_published(name)
     assert params == TIMM_PARAMS[name]
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
 
 
 def test_attention_matmuls_are_counted() -> None:
@@ -73,12 +59,11 @@ def test_unfold_fold_roundtrip() -> None:
 
 
 def test_exports() -> None:
-    model = registry.create("mobilevit_xxs", resolution=64, num_classes=10)
-    ep = torch.export.export(model, (torch.randn(1, 3, 64, 64),))
-    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    ep = export(registry.create("mobilevit_xxs", resolution=64, num_classes=10))
+    ops = called_ops(ep)
     assert {"aten.matmul.default", "aten.softmax.int", "aten.layer_norm.default", "aten.silu.default"} <= ops
     assert not any("im2col" in op or "unfold" in op for op in ops)
-    assert ep.module()(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+    assert_forward(ep.module(), num_classes=10)
 
 
 def test_bad_values() -> None:

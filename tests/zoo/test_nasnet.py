@@ -8,55 +8,32 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.amoebanet import amoebanet_a_mobile
 from lncompile.graphs.nasnet import nasnet_a_mobile
 from lncompile.graphs.pnasnet import pnasnet5_mobile
+from tests.zoo._checks import assert_close, assert_forward, assert_matches_published
+from tests.zoo._counting import count, num_params
 
 MODELS = ["nasnet_a_mobile", "pnasnet5_mobile", "amoebanet_a_mobile"]
 
 
-def params_of(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def macs_of(model: nn.Module, resolution: int) -> float:
-    model = model.to("meta").eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
-    return counter.get_total_flops() / 2
-
-
-def assert_close(value: float, published: float, rel: float, what: str) -> None:
-    assert abs(value - published) <= rel * published, f"{what}: {value:,.0f} vs published {published:,.0f}"
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_runs_at_reduced_resolution(name: str) -> None:
-    model = registry.create(name, num_classes=10)
-    with torch.no_grad():
-        y = model(torch.randn(1, 3, 64, 64))
-    assert y.shape == (1, 10)
-    assert torch.isfinite(y).all()
+    assert_forward(registry.create(name, num_classes=10), num_classes=10)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_matches_published_params_and_macs(name: str) -> None:
-    spec = registry.spec(name)
-    assert spec.published is not None
-    model = registry.create(name)
-    assert_close(params_of(model), spec.published.params, 0.02, f"{name} params")
-    assert_close(macs_of(model, spec.resolution), spec.published.macs, 0.05, f"{name} MACs")
+    assert_matches_published(name)
 
 
 def test_nasnet_a_mobile_exact_release_size() -> None:
     # osmr nasnet_4a1056 (a port of the TF-slim mobile model) has exactly this many parameters.
     with torch.device("meta"):
-        assert params_of(nasnet_a_mobile()) == 5_289_978
+        assert num_params(nasnet_a_mobile()) == 5_289_978
 
 
 # Scaled configurations with published figures: the large ImageNet models at 331 px are the same cells with
@@ -81,8 +58,8 @@ LARGE = [
 def test_large_configurations(factory, knobs: dict, params: float, macs: float) -> None:
     with torch.device("meta"):  # 86-89M parameters: build shapes only
         model = factory(resolution=331, **knobs)
-    assert_close(params_of(model), params, 0.02, f"{factory.__name__} {knobs} params")
-    assert_close(macs_of(model, 331), macs, 0.05, f"{factory.__name__} {knobs} MACs")
+    got_params, got_macs = count(model.eval(), 331)
+    assert_close(f"{factory.__name__} {knobs}", got_params, got_macs, params, macs)
 
 
 def test_width_knob_sets_penultimate_width() -> None:

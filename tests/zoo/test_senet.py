@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.senet import SEBottleneck
+from tests.zoo._checks import assert_forward, assert_matches_published, called_ops, export
+from tests.zoo._counting import num_params
 
 MODELS = ["seresnet50", "senet154"]
 # Exact counts of timm legacy_seresnet50 / legacy_senet154 (the original Caffe models).
 TIMM_PARAMS = {"seresnet50": 28_088_024, "senet154": 115_088_984}
-
-
-def _params_and_macs(model: nn.Module, resolution: int) -> tuple[int, float]:
-    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
 
 
 def _check_layout(name: str, model: nn.Module) -> None:
@@ -47,19 +38,13 @@ def _check_layout(name: str, model: nn.Module) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_published_figures(name: str) -> None:
-    spec = registry.spec(name)
     # create() calibrates BN with a forward pass at the given resolution: 64 keeps SENet-154 cheap.
     model = registry.create(name, resolution=64)
     _check_layout(name, model)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
+    assert_forward(model)
 
-    params, macs = _params_and_macs(model, spec.resolution)
-    assert params == pytest.approx(spec.published.params, rel=0.02)
+    params, _ = assert_matches_published(name)
     assert params == TIMM_PARAMS[name]
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
 
 
 @pytest.mark.parametrize(("reduction", "published"), [(2, 45.7e6), (4, 35.7e6), (8, 30.7e6), (32, 26.9e6)])
@@ -67,13 +52,11 @@ def test_reduction_ratio_table(reduction: int, published: float) -> None:
     """SE-ResNet-50 params for r = 2..32: arXiv 1709.01507 (v4) Table 10 (recalled; consistent with 25.6M
     for ResNet-50 + 2 * sum(C^2) / r)."""
     model = registry.create("seresnet50", resolution=32, reduction=reduction)
-    assert sum(p.numel() for p in model.parameters()) == pytest.approx(published, rel=0.02)
+    assert num_params(model) == pytest.approx(published, rel=0.02)
 
 
 def test_exports() -> None:
-    model = registry.create("seresnet50", resolution=64, num_classes=10)
-    ep = torch.export.export(model, (torch.randn(1, 3, 64, 64),))
-    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    ops = called_ops(export(registry.create("seresnet50", resolution=64, num_classes=10)))
     assert {"aten.conv2d.default", "aten.sigmoid.default", "aten.mul.Tensor"} <= ops
 
 

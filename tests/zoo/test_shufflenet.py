@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from lncompile.errors import UsageError
 from lncompile.graphs import registry
 from lncompile.graphs.shufflenet import V1_SCALED_PUBLISHED, V2_PUBLISHED, ShuffleV1Unit
+from tests.zoo._checks import assert_forward, assert_matches_published, export
+from tests.zoo._counting import num_params, params_macs
 
 MODELS = ["shufflenet_v1_g3", "shufflenet_v1_g8", "shufflenet_v2"]
-
-
-def _params_and_macs(model: torch.nn.Module, resolution: int = 224) -> tuple[int, float]:
-    """Parameter count, then MACs counted on the meta device (shapes only: fast); moves model to meta."""
-    params = sum(p.numel() for p in model.parameters())
-    model.to("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, resolution, resolution, device="meta"))
-    return params, fc.get_total_flops() / 2
 
 
 def _close_params(params: int, published: float) -> bool:
@@ -29,29 +20,20 @@ def _close_params(params: int, published: float) -> bool:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_published_figures(name: str) -> None:
-    spec = registry.spec(name)
-    model = registry.create(name)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 1000)
-    assert torch.isfinite(out).all()
-
-    params, macs = _params_and_macs(model, spec.resolution)
-    assert params == pytest.approx(spec.published.params, rel=0.02)
-    assert macs == pytest.approx(spec.published.macs, rel=0.05)
+    assert_forward(registry.create(name))
+    assert_matches_published(name)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_exports(name: str) -> None:
-    model = registry.create(name, num_classes=10)
-    torch.export.export(model, (torch.randn(1, 3, 64, 64),))
+    export(registry.create(name, num_classes=10))
 
 
 @pytest.mark.parametrize("groups,width", [(3, 0.5), (3, 2.0), (8, 0.5), (8, 1.5)])
 def test_v1_scaled_widths(groups: int, width: float) -> None:
     # Megvii README: 0.5x g3 38M/0.7M, 2.0x g3 524M/5.4M, 0.5x g8 40M/1.0M, 1.5x g8 290M/4.3M.
     published_params, published_macs = V1_SCALED_PUBLISHED[(groups, width)]
-    params, macs = _params_and_macs(registry.create(f"shufflenet_v1_g{groups}", width_mult=width))
+    params, macs = params_macs(f"shufflenet_v1_g{groups}", 224, width_mult=width)
     assert _close_params(params, published_params)
     assert macs == pytest.approx(published_macs, rel=0.05)
 
@@ -78,8 +60,7 @@ def test_v1_stage_widths_paper_table1() -> None:
 def test_v2_widths_paper_table5(width: float) -> None:
     # Paper Table 5 / Megvii README: 0.5x 41M/1.4M, 1.5x 299M/3.5M, 2.0x 591M/7.4M.
     published_params, published_macs = V2_PUBLISHED[width]
-    model = registry.create("shufflenet_v2", width_mult=width)
-    params, macs = _params_and_macs(model)
+    params, macs = params_macs("shufflenet_v2", 224, width_mult=width)
     assert _close_params(params, published_params)
     assert macs == pytest.approx(published_macs, rel=0.05)
 
@@ -88,8 +69,7 @@ def test_v2_stage_widths() -> None:
     # torchvision shufflenet_v2_x*_*: exact parameter counts of the four widths.
     expected = {0.5: 1_366_792, 1.0: 2_278_604, 1.5: 3_503_624, 2.0: 7_393_996}
     for width, count in expected.items():
-        model = registry.create("shufflenet_v2", width_mult=width)
-        assert sum(p.numel() for p in model.parameters()) == count
+        assert num_params(registry.create("shufflenet_v2", width_mult=width)) == count
 
 
 def test_bad_values() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lncompile import graphs
 from lncompile.errors import UsageError
 from lncompile.graphs.efficientnet import B0_STAGES, scale_stages
-from tests.zoo._counting import assert_close, count
+from tests.zoo._checks import assert_matches_published, assert_runs
+from tests.zoo._counting import num_params
 
 # name -> (r, w, d) from the official tinynet_pytorch/eval.py, and the README's FLOPs (= MACs).
 OFFICIAL = {
@@ -31,11 +31,7 @@ STAGES = {
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_runs_at_reduced_resolution(name: str) -> None:
-    model = graphs.create(name, resolution=64, num_classes=10)
-    with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64))
-    assert out.shape == (1, 10)
-    assert torch.isfinite(out).all()
+    assert_runs(name)
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
@@ -44,8 +40,7 @@ def test_matches_official_readme(name: str) -> None:
     r, _, _, readme_macs = OFFICIAL[name]
     assert spec.resolution == int(224 * r)
     assert spec.published is not None and spec.published.macs == readme_macs
-    params, macs = count(graphs.create(name), spec.resolution)
-    assert_close(name, params, macs, spec.published.params, readme_macs)
+    assert_matches_published(name)
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
@@ -61,7 +56,7 @@ def test_tiny_formula_scaling(name: str) -> None:
     assert len(model.features) - 2 == sum(repeats)
     # The presets are exactly the knobs: tinynet_a's factory at C's (w, d) is TinyNet-C.
     other = graphs.create("tinynet_a", resolution=64, width_mult=w, depth_mult=d)
-    assert sum(p.numel() for p in other.parameters()) == sum(p.numel() for p in model.parameters())
+    assert num_params(other) == num_params(model)
 
 
 def test_depth_rounds_instead_of_ceil() -> None:
