@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
 from ..ir import Graph, Node, Value
 from ..ir.ops import FUSED_ACTIVATIONS, prefixed_activation_params
+from .base import PassStats
+
+T = TypeVar("T")
 
 # Activation ops a fused node can absorb (prelu also takes its slope as an input).
 ACTIVATIONS = frozenset(FUSED_ACTIVATIONS) - {"none"}
+# What ``activation_of`` finds: (activation name, ``act_*`` attributes, prelu slope).
+Activation = tuple[str, dict[str, object], Value | None]
+
+
+def matches(
+    graph: Graph, g: Graph, ops: Collection[str], match: Callable[[Graph, str], T | str | None], stats: PassStats
+) -> Iterator[tuple[str, T]]:
+    """Yield ``(name, found)`` for the nodes of ``graph``, in topological order, where ``match`` finds its pattern.
+
+    ``graph`` is the pass's input, ``g`` the copy it rewrites. A node is tried when it is still in ``g`` with an
+    op in ``ops``: ``found = match(g, name)`` is yielded unless it is None (no pattern here: skipped) or a str, a
+    refusal reason that is recorded with ``stats.refuse(found)`` and skipped (so a yielded match is never a str).
+    Lazy: the next node is tried only after the caller has rewritten this one, so each match sees earlier rewrites.
+    """
+    for name in graph.topo_order():
+        if name not in g or g.record(name).op not in ops:
+            continue
+        found = match(g, name)
+        if isinstance(found, str):
+            stats.refuse(found)
+        elif found is not None:
+            yield name, found
 
 
 def only_user(graph: Graph, value: Value) -> tuple[str, int] | None:
@@ -36,7 +62,7 @@ def constants(graph: Graph, values: Iterable[Value]) -> list[np.ndarray] | None:
     return None if any(a is None for a in arrays) else arrays  # type: ignore[return-value]
 
 
-def activation_of(graph: Graph, rec: Node) -> tuple[str, dict[str, object], Value | None] | None:
+def activation_of(graph: Graph, rec: Node) -> Activation | None:
     """(activation name, ``act_*`` attributes, prelu slope) if ``rec`` is an activation a fused node can take."""
     if rec.op not in ACTIVATIONS:
         return None

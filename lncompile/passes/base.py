@@ -1,8 +1,9 @@
 """Pass infrastructure: a pass is a pure function IR -> IR with a name and statistics.
 
-Each pass lives in its own module and follows pattern -> check -> rewrite: it finds candidate matches,
-``check`` returns ``None`` when a match may be rewritten or a *reason* string when it must not be, and
-the rewrite builds new records on a copy of the graph. The input graph is never modified.
+Each pass lives in its own module and follows pattern -> check -> rewrite: its ``_match(g, name)`` returns
+what it found at a candidate node (the match to rewrite), a *reason* string when the pattern is there but must
+not be rewritten, or ``None`` when there is no pattern; :func:`lncompile.passes._match.matches` drives that loop
+and records the refusals. The rewrite builds new records on a copy of the graph; the input is never modified.
 """
 
 from __future__ import annotations

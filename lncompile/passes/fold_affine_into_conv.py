@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Value
+from ..ir import Graph, Node, Value
 from ..ir.ops import channel_shuffle_perm, input_shuffle_groups
-from ._match import constants, exclusive_reason, remove
+from ._match import constants, exclusive_reason, matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 42
 
 
-def _reason(g: Graph, name: str) -> str | None:
+def _match(g: Graph, name: str) -> Node | str:
+    """The record of the conv2d that affine ``name`` folds into, or why it may not fold."""
     reason = exclusive_reason(g, Value(name), "affine output")
     if reason is not None:
         return reason
@@ -43,23 +44,16 @@ def _reason(g: Graph, name: str) -> str | None:
     shift = g.constant(g.args(name)[2])
     if any(crec.attrs["padding"]) and np.any(shift != 0):
         return "conv pads with zeros and the shift is nonzero (does not commute with the padded border)"
-    return None
+    return crec
 
 
 @graph_pass("fold_affine_into_conv")
 def fold_affine_into_conv(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Fold channel_affine -> conv2d into the conv's weights and bias where exact."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if g.record(name).op != "channel_affine":
-            continue
-        reason = _reason(g, name)
-        if reason is not None:
-            stats.refuse(reason)
-            continue
+    for name, crec in matches(graph, g, ("channel_affine",), _match, stats):
+        consumer = crec.name
         x, a_value, c_value = g.args(name)
-        consumer = g.users(Value(name))[0][0]
-        crec = g.record(consumer)
         _, w_value, *b_value = g.args(consumer)
         w = np.asarray(g.constant(w_value), np.float64)
         b = np.asarray(g.constant(b_value[0]), np.float64) if b_value else np.zeros(w.shape[0])

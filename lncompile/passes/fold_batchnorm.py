@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
-from ._match import constants, exclusive_reason, remove
+from ._match import constants, exclusive_reason, matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 40
@@ -41,19 +41,21 @@ def _fold_reason(graph: Graph, producer: Value) -> str | None:
     return None
 
 
+def _params(graph: Graph, name: str) -> tuple[Value, list[np.ndarray]] | str:
+    """(input, [gamma, beta, mean, var]) of batch_norm ``name``, or a reason if its parameters are not constants."""
+    x, *param_values = graph.args(name)
+    params = constants(graph, param_values)
+    if params is None:
+        return "batch_norm parameters are not constants (kept as batch_norm)"
+    return x, params
+
+
 @graph_pass("fold_batchnorm")
 def fold_batchnorm(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Fold each constant-parameter batch_norm into its conv2d/linear, else turn it into channel_affine."""
     g = graph.copy()
-    for name in graph.topo_order():
+    for name, (x, params) in matches(graph, g, ("batch_norm",), _params, stats):
         rec = g.record(name)
-        if rec.op != "batch_norm":
-            continue
-        x, *param_values = g.args(name)
-        params = constants(g, param_values)
-        if params is None:
-            stats.refuse("batch_norm parameters are not constants (kept as batch_norm)")
-            continue
         gamma, beta, mean, var = (np.asarray(p, np.float64) for p in params)
         scale = gamma / np.sqrt(var + rec.attrs["eps"])
         shift = beta - mean * scale

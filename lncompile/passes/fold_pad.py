@@ -15,7 +15,7 @@ Refused: a nonzero pad value, padding on N or C, negative pads (crops), and cons
 from __future__ import annotations
 
 from ..ir import Graph, Value
-from ._match import remove
+from ._match import matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 12
@@ -45,24 +45,25 @@ def _consumer_reason(graph: Graph, consumer: str, arg: int) -> str | None:
     return None
 
 
+def _match(graph: Graph, name: str) -> list[tuple[str, int]] | str | None:
+    """The (consumer, arg) pairs reading pad ``name`` when every one can absorb it; a reason; None if unread."""
+    reason = _pad_reason(graph, name)
+    uses = graph.users(Value(name))
+    if reason is None:
+        reasons = [_consumer_reason(graph, c, a) for c, a in uses]
+        reason = next((r for r in reasons if r is not None), None)
+    if reason is None and graph.is_output(name):
+        reason = "padded tensor is a graph output"
+    if reason is not None:
+        return reason
+    return uses or None
+
+
 @graph_pass("fold_pad")
 def fold_pad(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Move zero H/W pads into the padding attribute of every conv2d / avg_pool2d that reads them."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if g.record(name).op != "pad":
-            continue
-        reason = _pad_reason(g, name)
-        uses = g.users(Value(name))
-        if reason is None:
-            reasons = [_consumer_reason(g, c, a) for c, a in uses]
-            reason = next((r for r in reasons if r is not None), None)
-        if reason is None and g.is_output(name):
-            reason = "padded tensor is a graph output"
-        if reason is not None or not uses:
-            if reason is not None:
-                stats.refuse(reason)
-            continue
+    for name, uses in matches(graph, g, ("pad",), _match, stats):
         (top, bottom), (left, right) = g.record(name).attrs["pads"][2:]
         (source,) = g.args(name)
         for consumer, _ in uses:

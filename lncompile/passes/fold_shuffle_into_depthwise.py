@@ -26,16 +26,16 @@ conv, a conv with a channel multiplier, any other op), or the conv already reads
 
 from __future__ import annotations
 
-from ..ir import Graph, Value
+from ..ir import Graph, Node, Value
 from ..ir.ops import INPUT_SHUFFLE, input_shuffle_groups
-from ._match import exclusive_reason, prune
+from ._match import exclusive_reason, matches, prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 55
 
 
-def _reason(g: Graph, name: str) -> str | None:
-    """None if shuffle ``name`` may fold into its reader, else why not."""
+def _match(g: Graph, name: str) -> Node | str:
+    """The record of the depthwise conv that shuffle ``name`` folds into, or why it may not fold."""
     reason = exclusive_reason(g, Value(name), "shuffle output")
     if reason is not None:
         return reason
@@ -51,22 +51,15 @@ def _reason(g: Graph, name: str) -> str | None:
         return f"shuffle feeds a {rec.op} that is not depthwise (groups={groups}, in={c}, out={o})"
     if input_shuffle_groups(rec.attrs):
         return f"the depthwise {rec.op} already reads its input through a shuffle"
-    return None
+    return rec
 
 
 @graph_pass("fold_shuffle_into_depthwise")
 def fold_shuffle_into_depthwise(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Fold each channel_shuffle read only by a depthwise conv into it; ``matches`` counts the shuffles removed."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if g.record(name).op != "channel_shuffle":
-            continue
-        reason = _reason(g, name)
-        if reason is not None:
-            stats.refuse(reason)
-            continue
-        ((consumer, _),) = g.users(Value(name))
-        rec = g.record(consumer)
+    for name, rec in matches(graph, g, ("channel_shuffle",), _match, stats):
+        consumer = rec.name
         attrs = rec.attrs.updated(**{INPUT_SHUFFLE: g.record(name).attrs["groups"]})
         g.replace_record(consumer, rec.with_(attrs=attrs))
         g.set_args(consumer, [g.args(name)[0], *g.args(consumer)[1:]])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
-from ._match import activation_of, exclusive_reason, remove
+from ._match import Activation, activation_of, exclusive_reason, matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 50
@@ -39,30 +39,35 @@ def _residual(g: Graph, name: str) -> tuple[str, Value] | None:
     return add, other
 
 
+def _match(g: Graph, conv: str) -> tuple[list[str], Activation | None, tuple[str, Value] | None] | str | None:
+    """(chain [conv, act?, add?], its activation, its residual (add, other operand)); a refusal reason; or None.
+
+    A conv read elsewhere or returned is refused only when its first reader is an activation; a lone conv (no
+    activation, no residual add alone reads it) is None: there is nothing to fuse.
+    """
+    reason = exclusive_reason(g, Value(conv), "conv output")
+    uses = g.users(Value(conv))
+    if reason is not None or not uses:
+        return reason if uses and activation_of(g, g.record(uses[0][0])) is not None else None
+    chain = [conv]
+    act = activation_of(g, g.record(uses[0][0]))
+    if act is not None and uses[0][1] == 0:
+        chain.append(uses[0][0])
+    else:
+        act = None
+    residual = _residual(g, chain[-1])
+    if act is None and residual is None:
+        return None  # nothing to fuse
+    if residual is not None:
+        chain.append(residual[0])
+    return chain, act, residual
+
+
 @graph_pass("fuse_conv_activation")
 def fuse_conv_activation(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Fuse each conv2d with the activation and/or residual add that alone consume it."""
     g = graph.copy()
-    for conv in graph.topo_order():
-        if conv not in g or g.record(conv).op != "conv2d":
-            continue
-        reason = exclusive_reason(g, Value(conv), "conv output")
-        uses = g.users(Value(conv))
-        if reason is not None or not uses:
-            if reason is not None and (uses and activation_of(g, g.record(uses[0][0])) is not None):
-                stats.refuse(reason)
-            continue
-        chain = [conv]
-        act = activation_of(g, g.record(uses[0][0]))
-        if act is not None and uses[0][1] == 0:
-            chain.append(uses[0][0])
-        else:
-            act = None
-        residual = _residual(g, chain[-1])
-        if act is None and residual is None:
-            continue  # nothing to fuse
-        if residual is not None:
-            chain.append(residual[0])
+    for conv, (chain, act, residual) in matches(graph, g, ("conv2d",), _match, stats):
         act_name, act_params, slope = act if act is not None else ("none", {}, None)
         rec = g.record(conv)
         x, w, *b = g.args(conv)

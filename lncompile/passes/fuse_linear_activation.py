@@ -9,28 +9,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
-from ._match import activation_of, exclusive_reason, remove
+from ._match import Activation, activation_of, exclusive_reason, matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 51
+
+
+def _match(g: Graph, name: str) -> tuple[str, Activation] | str | None:
+    """(the activation node alone reading linear ``name``, what it is); a refusal reason; or None."""
+    uses = g.users(Value(name))
+    if not uses or uses[0][1] != 0:
+        return None
+    act = activation_of(g, g.record(uses[0][0]))
+    if act is None:
+        return None
+    reason = exclusive_reason(g, Value(name), "linear output")
+    if reason is not None:
+        return reason
+    return uses[0][0], act
 
 
 @graph_pass("fuse_linear_activation")
 def fuse_linear_activation(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Fuse each linear with the activation that alone consumes it."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if name not in g or g.record(name).op != "linear":
-            continue
-        uses = g.users(Value(name))
-        if not uses or uses[0][1] != 0 or activation_of(g, g.record(uses[0][0])) is None:
-            continue
-        reason = exclusive_reason(g, Value(name), "linear output")
-        if reason is not None:
-            stats.refuse(reason)
-            continue
-        act_node = uses[0][0]
-        act_name, act_params, slope = activation_of(g, g.record(act_node))  # type: ignore[misc]
+    for name, (act_node, (act_name, act_params, slope)) in matches(graph, g, ("linear",), _match, stats):
         rec = g.record(name)
         x, w, *b = g.args(name)
         bias = b[0] if b else g.add_constant(np.zeros(rec.type.shape[-1], rec.type.dtype), f"{name}_bias")

@@ -20,7 +20,7 @@ import numpy as np
 from ..ir import Graph, Value
 from ..ir.ops import input_shuffle_groups
 from ._grouping import is_depthwise, rule
-from ._match import only_user, prune
+from ._match import matches, only_user, prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 22
@@ -74,19 +74,10 @@ def mixconv(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """With rule mixconv=merge, rewrite split -> depthwise convs (mixed kernels) -> concat as one depthwise conv."""
     mode = rule(rules, "mixconv")
     g = graph.copy()
-    for name in graph.topo_order():
-        if name not in g or g.record(name).op != "split":
-            continue
-        found = _match(g, name)
-        if found is None:
-            continue
-        if isinstance(found, str):
-            stats.refuse(found)
-            continue
+    for name, (convs, cat) in matches(graph, g, ("split",), _match, stats):
         if mode != "merge":
             stats.refuse(f"rule mixconv={mode} keeps MixConv parts as separate convs")
             continue
-        convs, cat = found
         recs = [g.record(c) for c in convs]
         kernels = [g.arg_types(c)[1].shape[2:] for c in convs]
         big = int(np.argmax([kh * kw for kh, kw in kernels]))

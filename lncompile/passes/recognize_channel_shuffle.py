@@ -12,7 +12,7 @@ Refused: intermediate tensors read elsewhere or returned (the 5-d view would sti
 from __future__ import annotations
 
 from ..ir import Graph, Value
-from ._match import exclusive_reason, only_user, prune
+from ._match import exclusive_reason, matches, only_user, prune
 from .base import PassStats, graph_pass
 
 PRIORITY = 20
@@ -43,16 +43,7 @@ def _match(g: Graph, name: str) -> tuple[str, str, int] | str | None:
 def recognize_channel_shuffle(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Replace reshape -> transpose(0, 2, 1, 3, 4) -> reshape on NCHW by ``channel_shuffle(groups)``."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if name not in g or g.record(name).op != "reshape":
-            continue
-        found = _match(g, name)
-        if found is None:
-            continue
-        if isinstance(found, str):
-            stats.refuse(found)
-            continue
-        _, last, groups = found
+    for name, (_, last, groups) in matches(graph, g, ("reshape",), _match, stats):
         (src,) = g.args(name)
         node = g.add_op("channel_shuffle", [src], {"groups": groups}, name=f"{last}_shuffle",
                         source=g.record(last).source)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Value
-from ._match import activation_of, exclusive_reason, remove
+from ._match import activation_of, exclusive_reason, matches, remove
 from .base import PassStats, graph_pass
 
 PRIORITY = 45
@@ -49,27 +49,27 @@ def _next(g: Graph, name: str, what: str) -> tuple[str | None, str | None]:
     return uses[0][0], None
 
 
-def _match(g: Graph, mean: str) -> tuple[list[str], str | None]:
+def _match(g: Graph, mean: str) -> list[str] | str:
     """Node names [mean, conv1, act, conv2, gate, mul] of an SE block rooted at ``mean``, or a reason."""
     mrec = g.record(mean)
     (x,) = g.args(mean)
     xt = g.type_of(x)
     if xt.rank != 4 or sorted(a % 4 for a in mrec.attrs["axes"]) != [2, 3] or not mrec.attrs["keepdims"]:
-        return [], "not a spatial mean with keepdims"
+        return "not a spatial mean with keepdims"
     chain = [mean]
     conv1, reason = _next(g, mean, "pooled tensor")
     if reason is None and (g.record(conv1).op != "conv2d" or g.users(Value(mean))[0][1] != 0):
-        return [], f"pooled tensor feeds {g.record(conv1).op}, not a conv2d"
+        return f"pooled tensor feeds {g.record(conv1).op}, not a conv2d"
     if reason is None:
         reason = _pointwise_reason(g, conv1, xt.shape[1])
     if reason is not None:
-        return [], reason
+        return reason
     chain.append(conv1)
     act, reason = _next(g, conv1, "SE reduce conv output")
     if reason is not None:
-        return [], reason
+        return reason
     if activation_of(g, g.record(act)) is None or g.record(act).op == "prelu":
-        return [], f"SE reduce conv is followed by {g.record(act).op}, not an activation"
+        return f"SE reduce conv is followed by {g.record(act).op}, not an activation"
     chain.append(act)
     conv2, reason = _next(g, act, "SE activation output")
     if reason is None and g.record(conv2).op != "conv2d":
@@ -79,35 +79,28 @@ def _match(g: Graph, mean: str) -> tuple[list[str], str | None]:
     if reason is None and g.record(conv2).type.shape[1] != xt.shape[1]:
         reason = "SE expand conv does not restore the channel count"
     if reason is not None:
-        return [], reason
+        return reason
     chain.append(conv2)
     gate, reason = _next(g, conv2, "SE expand conv output")
     if reason is None and g.record(gate).op not in GATES:
         reason = f"SE gate is {g.record(gate).op}, not sigmoid/hardsigmoid"
     if reason is not None:
-        return [], reason
+        return reason
     chain.append(gate)
     mul, reason = _next(g, gate, "SE gate")
     if reason is not None:
-        return [], reason
+        return reason
     if g.record(mul).op != "mul" or sorted(g.args(mul)) != sorted([x, Value(gate)]):
-        return [], "SE gate does not multiply the pooled tensor's input"
+        return "SE gate does not multiply the pooled tensor's input"
     chain.append(mul)
-    return chain, None
+    return chain
 
 
 @graph_pass("squeeze_excite")
 def squeeze_excite(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Replace mean -> conv -> act -> conv -> gate -> mul chains by one squeeze_excite node."""
     g = graph.copy()
-    for name in graph.topo_order():
-        if name not in g or g.record(name).op != "mean":
-            continue
-        chain, reason = _match(g, name)
-        if reason is not None:
-            stats.refuse(reason)
-            continue
-        mean, conv1, act, conv2, gate, mul = chain
+    for _, (mean, conv1, act, conv2, gate, mul) in matches(graph, g, ("mean",), _match, stats):
         (x,) = g.args(mean)
         act_name, act_params, _ = activation_of(g, g.record(act))  # type: ignore[misc]
         params = [*_weight_bias(g, conv1), *_weight_bias(g, conv2)]
