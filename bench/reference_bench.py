@@ -15,6 +15,7 @@ interleaving keeps fair, more than the absolute numbers.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import traceback
@@ -26,11 +27,12 @@ from lncompile.bench_cmd import _export_onnx, _ort_runner, _torch_runner, percen
 from lncompile.fileio import write_atomic, write_text_atomic
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
+from lncompile.tune import logdb
 
 REFERENCE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2",
              "ghostnet", "mnasnet_a1", "squeezenet1_1"]
-HEADER = ("| model | res | tuned kernels | lncompile ms (p90) | torch ms (p90) | ORT ms (p90) | lncompile/torch "
-          "| lncompile/ORT |\n|---|---|---|---|---|---|---|---|")
+HEADER = ("| model | res | tuned kernels | tuning trials (min) | lncompile ms (p90) | torch ms (p90) | ORT ms (p90) "
+          "| lncompile/torch | lncompile/ORT |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def bench_one(name: str, preset: object, repeat: int, threads: int, resolution: int | None,
@@ -47,15 +49,39 @@ def bench_one(name: str, preset: object, repeat: int, threads: int, resolution: 
         times = side_by_side(runs, repeat)
     stats = {engine: percentiles(t) for engine, t in times.items()}
     tuned = f"{tuning.get('kernels_tuned', 0)}/{tuning['kernels']}" if tuning.get("kernels") else "0 (no log)"
-    return {"model": name, "res": x.shape[-1], "tuned": tuned, **stats}
+    return {"model": name, "res": x.shape[-1], "tuned": tuned, "tuning": tuning_effort(tuning, name), **stats}
+
+
+def tuning_effort(tuning: dict, name: str) -> str:
+    """Trials and minutes spent on ``name`` in the applied logs (their manifests), e.g. ``1220 (36)``."""
+    trials = seconds = 0.0
+    for log in tuning.get("logs", []):
+        manifest = logdb.read_manifest(Path(log["path"])) or {}
+        for model in manifest.get("models", {}).values():
+            if model.get("name") == name:
+                trials += model.get("trials", 0)
+                seconds += model.get("wall_seconds", 0)
+    return f"{trials:.0f} ({seconds / 60:.0f})" if trials else "-"
+
+
+def geomean_line(rows: list[dict]) -> str:
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return ""
+    ratios = [r["lncompile"]["median"] / r["ort"]["median"] for r in ok]
+    at_least_ort = sum(q <= 1 for q in ratios)
+    return (f"\nGeometric mean lncompile/ORT over {len(ok)} models: {math.prod(ratios) ** (1 / len(ok)):.2f}x "
+            f"(ORT/lncompile {math.prod(ratios) ** (-1 / len(ok)):.2f}x); at least as fast as ORT on {at_least_ort} "
+            f"of {len(ok)}.\n")
 
 
 def row(r: dict) -> str:
     if "error" in r:
-        return f"| {r['model']} | | | error: {r['error']} | | | | |"
+        return f"| {r['model']} | | | | error: {r['error']} | | | | |"
     cell = {e: f"{r[e]['median']:.2f} ({r[e]['p90']:.2f})" for e in ("lncompile", "torch", "ort")}
     ratio = {e: r["lncompile"]["median"] / r[e]["median"] for e in ("torch", "ort")}
-    return (f"| {r['model']} | {r['res']} | {r['tuned']} | {cell['lncompile']} | {cell['torch']} | {cell['ort']} "
+    return (f"| {r['model']} | {r['res']} | {r['tuned']} | {r['tuning']} | {cell['lncompile']} | {cell['torch']} "
+            f"| {cell['ort']} "
             f"| {ratio['torch']:.2f}x | {ratio['ort']:.2f}x |")
 
 
@@ -104,7 +130,8 @@ def main() -> None:
             rows.append({"model": name, "error": (str(e).strip().splitlines() or [type(e).__name__])[-1]})
         print(row(rows[-1]), flush=True)
     title = f"{args.target}, {args.threads} thread(s), {args.repeat} interleaved rounds"
-    text = f"# Reference set: {title}\n\n{HEADER}\n" + "\n".join(row(r) for r in rows) + "\n"
+    text = f"# Reference set: {title}\n\n{HEADER}\n" + "\n".join(row(r) for r in rows) + "\n" + geomean_line(rows)
+    print(geomean_line(rows))
     write_text_atomic(args.out.with_suffix(".md"), text)
     chart(rows, args.out.with_suffix(".png"), title)
     print(f"wrote {args.out.with_suffix('.md')}")
