@@ -33,7 +33,8 @@ from lncompile.errors import UnknownTargetError, UsageError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 _REQUIRED = ("name", "description", "arch", "tvm_target")
-_KNOWN = {*_REQUIRED, "host", "device", "cross_compiler", "cross_compiler_options", "layout", "threads", "pass_rules"}
+_KNOWN = {*_REQUIRED, "host", "device", "cross_compiler", "cross_compiler_options", "layout", "fast_math", "threads",
+          "pass_rules"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class TargetPreset:
     cross_compiler: str | None = None
     cross_compiler_options: tuple[str, ...] = ()
     layout: str = "NCHW"
+    fast_math: bool = False  # sigmoid/silu/exp/tanh as vectorizable polynomials (~1e-7 relative error)
     threads: int = 0  # 0: all cores of the running machine
     pass_rules: dict[str, str] = field(default_factory=dict)
     path: str = ""
@@ -73,6 +75,7 @@ class TargetPreset:
             "host": self.host,
             "cross_compiler": self.cross_compiler,
             "layout": self.layout,
+            "fast_math": self.fast_math,
             "threads": self.threads,
             "pass_rules": self.pass_rules,
         }

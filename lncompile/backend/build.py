@@ -93,7 +93,7 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     tuning = None
     if preset.device == "cuda":  # device code is compiled with nvcc (at export, or by codegen on a GPU machine)
         require_tool("nvcc")
-    mod = relax_module if relax_module is not None else lower(graph, preset.layout)
+    mod = relax_module if relax_module is not None else lower(graph, preset.layout, preset.fast_math)
     try:
         target = tvm_api.make_target(target_json, host_json)
         executable = None

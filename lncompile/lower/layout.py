@@ -34,6 +34,8 @@ def apply_layout(mod: Any, layout: str) -> Any:
     return tvm_api.convert_layout(mod, desired) if desired else mod
 
 
-def lower(graph: Graph, layout: str = "NCHW") -> Any:
-    """``graph`` as the Relax module a build or a tuning run of a ``layout`` preset compiles."""
-    return apply_layout(to_relax(graph, layout=layout), layout)
+def lower(graph: Graph, layout: str = "NCHW", fast_math: bool = False) -> Any:
+    """``graph`` as the Relax module a build or a tuning run of a ``layout`` preset compiles (with the preset's
+    ``fast_math``: exp-based activations as polynomial kernels, :func:`tvm_api.fast_math`)."""
+    mod = apply_layout(to_relax(graph, layout=layout), layout)
+    return tvm_api.fast_math(mod) if fast_math else mod
