@@ -266,3 +266,13 @@ def test_wheel_extraction_stays_inside_the_cache(tmp_path: Path) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_fast_math_activations_match_pytorch_under_emulation(aarch64_runner: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """EfficientNet-B0 (SiLU everywhere, sigmoid SE gates) through the arm preset's fast_math kernels."""
+    assert main(["build", "efficientnet_b0", "-r", "64", "--target", "arm", "-o", str(tmp_path)]) == 0
+    library = tmp_path / "efficientnet_b0-arm.so"
+    capsys.readouterr()
+    assert main(["verify", str(library)]) == 0
+    assert "PASS" in capsys.readouterr().out
