@@ -22,7 +22,7 @@ import numpy as np
 
 from lncompile.backend import tvm_api
 from lncompile.bench_cmd import _export_onnx
-from lncompile.frontend import import_model
+from lncompile.frontend import ImportedModel, import_model
 from lncompile.targets import get as get_target
 from lncompile.tune import logdb
 from lncompile.tune.apply import shipped_dir
@@ -34,9 +34,10 @@ ORT_CONVS = {"Conv", "FusedConv", "NhwcFusedConv", "NhwcConv"}
 WINDOW = 4  # how far ahead in ORT's order a conv's partner may be
 
 
-def tuned_kernel_ms(name: str, preset: object, log_dir: Path) -> list[tuple[str, float | None, int, int]]:
-    """(kernel, best tuned ms or None, output elements, weight elements) per kernel call of ``name``'s main."""
-    problem = prepare(name, import_model(name).graph, preset)
+def tuned_kernel_ms(imported: ImportedModel, preset: object,
+                    log_dir: Path) -> list[tuple[str, float | None, int, int]]:
+    """(kernel, best tuned ms or None, output elements, weight elements) per kernel call of the model's main."""
+    problem = prepare(imported.name, imported.graph, preset)
     db = tvm_api.memory_database()
     logdb.load_into(db, log_dir, tvm_api.kernel_workload_hashes(problem.fused, problem.target))
     by_kernel = {}
@@ -107,8 +108,8 @@ def main() -> None:
     args = parser.parse_args()
     preset = get_target(args.target)
     log_dir = args.log or shipped_dir() / preset.name / args.model
-    ours = tuned_kernel_ms(args.model, preset, log_dir)
     imported = import_model(args.model)
+    ours = tuned_kernel_ms(imported, preset, log_dir)
     x = imported.example[0]
     with tempfile.TemporaryDirectory() as tmp:
         theirs = ort_node_ms(_export_onnx(imported.reference, x, Path(tmp)), x, args.threads, args.runs)

@@ -213,14 +213,11 @@ def fast_math(mod: tvm.IRModule) -> tvm.IRModule:
     """
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
-    ops = {tvm.ir.Op.get(name): build for name, build in _FAST_MATH.items()}
-
     @mutator
     class _FastMath(PyExprMutator):
         def visit_call_(self, call: Any) -> Any:
             call = self.visit_expr_post_order(call)
-            build = next((b for op, b in ops.items() if isinstance(call.op, tvm.ir.Op) and call.op.same_as(op)),
-                         None)
+            build = _FAST_MATH.get(call.op.name) if isinstance(call.op, tvm.ir.Op) else None
             if build is None or getattr(call.ty, "dtype", None) != "float32":
                 return call
             return self.builder_.call_te(build, call.args[0], primfunc_name_hint=build.__name__.lstrip("_"))
