@@ -48,6 +48,7 @@ SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-arm64-cross (pulled i
 WHEEL_PLATFORM = "manylinux_2_28_aarch64"
 WHEEL_PYTHON = "3.11"  # only the FFI wheel is CPython-specific; its libtvm_ffi.so does not link libpython
 RUNTIME_LIBS = ("libtvm_runtime.so", "libtvm_ffi.so")
+CUDA_RUNTIME_LIB = "libtvm_runtime_cuda.so"  # the x86 wheel's CUDA device API, loaded by `runner --device cuda`
 _MAX_MEMBER_BYTES = 256 << 20  # no runtime member is near this; a larger one is not what we asked for
 _NOISE = ("Scope Loaded:", "Scope Saving:")  # TVM's per-constant log lines (see backend/tvm_api.py)
 
@@ -91,6 +92,14 @@ class RuntimeKit:
     @property
     def libraries(self) -> list[Path]:
         return [self.lib_dir / name for name in RUNTIME_LIBS]
+
+    @property
+    def cuda_library(self) -> Path:
+        library = self.lib_dir / CUDA_RUNTIME_LIB
+        if not library.is_file():
+            raise ToolchainError(f"TVM's CUDA runtime ({CUDA_RUNTIME_LIB}) is not in the {self.arch} runtime "
+                                 "kit: the installed apache-tvm wheel was built without CUDA")
+        return library
 
 
 def _publish_dir(build: Any, final: Path) -> Path:
@@ -208,7 +217,9 @@ def host_kit() -> RuntimeKit:
     tvm_version, ffi_version = runtime_versions()
     arch = platform.machine()
     root = cache_root() / arch / f"tvm-{tvm_version}-ffi-{ffi_version}"
-    if not all((root / "lib" / name).is_file() for name in RUNTIME_LIBS):
+    cuda_runtime = _package_dir("tvm") / "lib" / CUDA_RUNTIME_LIB  # optional: only CUDA-enabled wheels have it
+    wanted = RUNTIME_LIBS + ((CUDA_RUNTIME_LIB,) if cuda_runtime.is_file() else ())
+    if not all((root / "lib" / name).is_file() for name in wanted):
         sources = {"libtvm_runtime.so": _package_dir("tvm") / "lib" / "libtvm_runtime.so",
                    "libtvm_ffi.so": _package_dir("tvm_ffi") / "lib" / "libtvm_ffi.so"}
         include = _package_dir("tvm_ffi") / "include"
@@ -219,6 +230,8 @@ def host_kit() -> RuntimeKit:
                 if not src.is_file():
                     raise ToolchainError(f"{src} not found: the installed TVM wheel has no C++ runtime library")
                 shutil.copy2(src, tmp / "lib" / name)
+            if cuda_runtime.is_file():
+                shutil.copy2(cuda_runtime, tmp / "lib" / CUDA_RUNTIME_LIB)
             shutil.copytree(include, tmp / "include")
 
         shutil.rmtree(root, ignore_errors=True)
@@ -254,7 +267,8 @@ def build_runner(kit: RuntimeKit) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     cmd = [compiler, "-std=c++17", "-O2", f"-I{kit.include_dir}", "-o", str(tmp), str(RUNNER_SOURCE),
-           f"-L{kit.lib_dir}", "-Wl,--no-as-needed", "-ltvm_runtime", "-ltvm_ffi", "-Wl,-rpath,$ORIGIN:$ORIGIN/../lib"]
+           f"-L{kit.lib_dir}", "-Wl,--no-as-needed", "-ltvm_runtime", "-ltvm_ffi", "-ldl",
+           "-Wl,-rpath,$ORIGIN:$ORIGIN/../lib"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:

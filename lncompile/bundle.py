@@ -4,6 +4,7 @@ The bundle is one folder (``<stem>/`` inside a ``.tar.gz``, or a directory)::
 
     model.so  model.json  libtvm_runtime.so  libtvm_ffi.so  runner  run.sh  input.npy  README.txt
 
+A CUDA library's bundle also holds ``libtvm_runtime_cuda.so``, and its run.sh passes ``--device cuda``.
 ``runner`` is linked with ``rpath $ORIGIN``, so ``./run.sh input.npy output.npy --repeat 20`` works after
 unpacking anywhere. All paths inside are relative; the archive is written atomically.
 """
@@ -29,7 +30,7 @@ RUN_SH = """#!/bin/sh
 # Run {name} with TVM's C++ runtime (no Python needed): ./run.sh IN.npy OUT.npy [--repeat N]
 set -e
 here="$(cd "$(dirname "$0")" && pwd)"
-LD_LIBRARY_PATH="$here${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "$here/runner" "$here/model.so" "$@"
+LD_LIBRARY_PATH="$here${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "$here/runner" "$here/model.so" "$@"{device}
 """
 
 README = """{name} for {preset} ({arch}), built by lncompile {version}.
@@ -56,15 +57,17 @@ def _members(library: Path) -> tuple[dict[str, bytes | Path], str]:
     buf = io.BytesIO()
     np.save(buf, inputs[0])
     target = manifest.get("target", {})
+    on_gpu = target.get("device", "cpu") == "cuda"
+    libraries = kit.libraries + ([kit.cuda_library] if on_gpu else [])
     version = manifest.get("versions", {}).get("lncompile", "?")
     readme = README.format(name=manifest.get("name", library.stem), preset=target.get("preset", "?"), arch=arch,
                            version=version, shape=tuple(manifest["inputs"][0]["shape"]))
     members: dict[str, bytes | Path] = {
         "model.so": library,
         "model.json": manifest_path(library),
-        **{p.name: p for p in kit.libraries},
+        **{p.name: p for p in libraries},
         "runner": runner,
-        "run.sh": RUN_SH.format(name=library.stem).encode(),
+        "run.sh": RUN_SH.format(name=library.stem, device=" --device cuda" if on_gpu else "").encode(),
         "input.npy": buf.getvalue(),
         "README.txt": readme.encode(),
     }

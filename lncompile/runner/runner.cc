@@ -3,7 +3,11 @@
 // Needs only TVM's C++ runtime (libtvm_runtime.so + libtvm_ffi.so), no Python: this is what runs on a board,
 // or under qemu-aarch64 on an x86 machine.
 //
-//   runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N]
+//   runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N] [--device cpu|cuda]
+//
+// --device cuda runs a library built for a CUDA preset: it loads libtvm_runtime_cuda.so (found like the other
+// two libraries, beside the runner or on LD_LIBRARY_PATH), copies the inputs to GPU 0 and the outputs back;
+// each timed run ends with a stream sync, so the times are whole inferences.
 //
 // The first output goes to OUT.npy, output k > 0 to OUT_k.npy. With --repeat N the model runs once more
 // (the output run doubles as warm-up), then N timed times, and one line is printed:
@@ -24,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -172,6 +177,48 @@ ffi::Tensor ToTensor(const Array& array) {
   return t;
 }
 
+// The device the library's kernels run on, and how tensors cross to it and back.
+struct Device {
+  DLDevice dev{kDLCPU, 0};
+
+  static Device Parse(const std::string& name) {
+    if (name == "cpu") return Device{};
+    if (name != "cuda") throw UsageError("--device takes cpu or cuda, not '" + name + "'");
+    // Registers the CUDA device API and the loader of the library's embedded kernels (cubin).
+    if (dlopen("libtvm_runtime_cuda.so", RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      throw std::runtime_error(std::string("cannot load TVM's CUDA runtime: ") + dlerror());
+    }
+    return Device{DLDevice{kDLCUDA, 0}};
+  }
+
+  bool is_cpu() const { return dev.device_type == kDLCPU; }
+
+  static ffi::Function Global(const char* name) {
+    ffi::Optional<ffi::Function> f = ffi::Function::GetGlobal(name);
+    if (!f) throw std::runtime_error(std::string("TVM runtime lacks ") + name);
+    return *f;
+  }
+
+  ffi::Tensor Copy(const ffi::Tensor& src, DLDevice to) const {
+    static ffi::Function alloc = Global("runtime.TVMTensorAllocWithScope");
+    static ffi::Function copy = Global("runtime.TVMTensorCopyFromTo");
+    ffi::Shape shape(src.shape().begin(), src.shape().end());
+    ffi::Tensor dst = alloc(shape, src.dtype(), to, ffi::Optional<ffi::String>()).cast<ffi::Tensor>();
+    copy(src, dst);
+    return dst;
+  }
+
+  ffi::Tensor ToDevice(const ffi::Tensor& host) const { return is_cpu() ? host : Copy(host, dev); }
+  ffi::Tensor ToHost(const ffi::Tensor& t) const {
+    return t.device().device_type == kDLCPU ? t : Copy(t, DLDevice{kDLCPU, 0});
+  }
+
+  void Sync() const {
+    static ffi::Function sync = is_cpu() ? ffi::Function() : Global("runtime.Device_StreamSync");
+    if (!is_cpu()) sync(dev, static_cast<int64_t>(0));
+  }
+};
+
 std::vector<ffi::Tensor> Outputs(const ffi::Any& result) {
   if (auto t = result.as<ffi::Tensor>()) return {*t};
   if (auto items = result.as<ffi::Array<ffi::Any>>()) {
@@ -204,23 +251,31 @@ std::vector<std::string> Split(const std::string& text, char sep) {
 int Run(int argc, char** argv) {
   std::vector<std::string> positional;
   long repeat = 0;
+  std::string device_name = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--repeat" && i + 1 < argc) {
       char* end = nullptr;
       repeat = std::strtol(argv[++i], &end, 10);
       if (*end != '\0' || repeat < 0) throw UsageError("--repeat takes a non-negative integer");
+    } else if (arg == "--device" && i + 1 < argc) {
+      device_name = argv[++i];
     } else if (arg == "-h" || arg == "--help") {
-      std::cout << "usage: runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N]\n";
+      std::cout << "usage: runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N] [--device cpu|cuda]\n";
       return 0;
     } else {
       positional.push_back(arg);
     }
   }
-  if (positional.size() != 3) throw UsageError("usage: runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N]");
+  if (positional.size() != 3) {
+    throw UsageError("usage: runner LIB.so IN.npy[,IN2.npy...] OUT.npy [--repeat N] [--device cpu|cuda]");
+  }
+  const Device device = Device::Parse(device_name);
 
   std::vector<ffi::Tensor> inputs;
-  for (const std::string& path : Split(positional[1], ',')) inputs.push_back(ToTensor(ReadNpy(path)));
+  for (const std::string& path : Split(positional[1], ',')) {
+    inputs.push_back(device.ToDevice(ToTensor(ReadNpy(path))));
+  }
 
   // dlopen searches the library path for a bare name; a file name means this directory.
   std::string library = positional[0].find('/') == std::string::npos ? "./" + positional[0] : positional[0];
@@ -228,17 +283,26 @@ int Run(int argc, char** argv) {
   ffi::Optional<ffi::Function> load_exec = lib->GetFunction("vm_load_executable");
   if (!load_exec) throw std::runtime_error(positional[0] + " holds no Relax VM executable");
   ffi::Module vm = (*load_exec)().cast<ffi::Module>();
-  // One CPU device (kDLCPU, id 0) with the pooled allocator (2), as tvm.relax.VirtualMachine does by default.
-  vm->GetFunction("vm_initialization").value()(static_cast<int>(kDLCPU), 0, 2);
+  // The device, then the CPU for host-side shape code, each with the pooled allocator (2), as
+  // tvm.relax.VirtualMachine does by default.
+  constexpr int kPooled = 2;
+  ffi::Function init = vm->GetFunction("vm_initialization").value();
+  if (device.is_cpu()) {
+    init(static_cast<int>(kDLCPU), 0, kPooled);
+  } else {
+    init(static_cast<int>(device.dev.device_type), device.dev.device_id, kPooled, static_cast<int>(kDLCPU), 0, kPooled);
+  }
   ffi::Function main_fn = vm->GetFunction("main").value();
 
   std::vector<ffi::AnyView> args(inputs.begin(), inputs.end());
   auto call = [&]() {
     ffi::Any result;
     main_fn.CallPacked(args.data(), static_cast<int32_t>(args.size()), &result);
+    device.Sync();
     return result;
   };
   std::vector<ffi::Tensor> outs = Outputs(call());
+  for (ffi::Tensor& out : outs) out = device.ToHost(out);
   for (size_t k = 0; k < outs.size(); ++k) {
     const DLTensor* t = outs[k].GetDLTensorPtr();
     if (t->dtype.code != kDLFloat || t->dtype.bits != 32 || t->device.device_type != kDLCPU ||

@@ -181,3 +181,32 @@ def test_cuda_outputs_match_pytorch(model: str, tiny_block: nn.Module, tiny_inpu
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert relative_error(np.load(tmp_path / "y.npy"), expected) <= 1e-4
+
+
+def test_package_of_a_cuda_library_runs_on_the_gpu_or_fails_in_one_line(tiny_block: nn.Module,
+                                                                        tiny_input: np.ndarray,
+                                                                        tmp_path: Path) -> None:
+    """The bundle carries TVM's CUDA runtime and its run.sh asks the runner for the GPU. Where there is one
+    the output matches PyTorch; where there is none the runner says so in one line (exit 1), not a crash."""
+    from lncompile.bundle import package
+
+    library = lncompile.compile(tiny_block, "cuda", example_input=tiny_input).export(tmp_path / "tiny.so")
+    bundle = package(library, tmp_path / "bundle")
+    assert (bundle / "libtvm_runtime_cuda.so").is_file()
+    assert "--device cuda" in (bundle / "run.sh").read_text()
+    np.save(tmp_path / "x.npy", tiny_input)
+    run = subprocess.run([str(bundle / "run.sh"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                         capture_output=True, text=True, timeout=300)
+    if _has_gpu()[0]:
+        assert run.returncode == 0, run.stderr
+        with torch.no_grad():
+            expected = tiny_block(torch.from_numpy(tiny_input)).numpy()
+        assert relative_error(np.load(tmp_path / "y.npy"), expected) <= 1e-4
+    else:
+        assert run.returncode == 1
+        assert run.stderr.startswith("runner: error:") and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert not (tmp_path / "y.npy").exists()
+    wrong = subprocess.run([str(bundle / "runner"), str(bundle / "model.so"), str(tmp_path / "x.npy"),
+                            str(tmp_path / "y.npy"), "--device", "tpu"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "LD_LIBRARY_PATH": str(bundle)})
+    assert wrong.returncode == 2 and "--device takes cpu or cuda" in wrong.stderr
