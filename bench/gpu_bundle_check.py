@@ -106,8 +106,8 @@ def run(folder: Path, repeat: int, rounds: int) -> list[dict[str, object]]:
     libraries = {bundled: bundle / "model.so", **{p.stem: p for p in sorted((folder / "libs").glob("*.so"))}}
     for name, library in libraries.items():
         x_path = folder / "libs" / f"{name}.input.npy"
-        reference = np.load(folder / "libs" / f"{name}.reference.npy")
-        x = np.load(x_path)
+        reference = np.load(folder / "libs" / f"{name}.reference.npy", allow_pickle=False)
+        x = np.load(x_path, allow_pickle=False)
         ours, theirs = [], []
         torch_out = None
         for _ in range(rounds):  # interleaved rounds: both see the same clocks and neighbours
@@ -116,7 +116,7 @@ def run(folder: Path, repeat: int, rounds: int) -> list[dict[str, object]]:
             if eager is not None:
                 theirs.append(eager[0])
                 torch_out = eager[1]
-        out = np.load(y)
+        out = np.load(y, allow_pickle=False)
         scale = float(np.abs(reference).max()) or 1.0
         row: dict[str, object] = {
             "model": name, "lncompile_ms": float(np.median(ours)),

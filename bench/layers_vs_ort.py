@@ -39,7 +39,7 @@ def tuned_kernel_ms(imported: ImportedModel, preset: object,
     """(kernel, best tuned ms or None, output elements, weight elements) per kernel call of the model's main."""
     problem = prepare(imported.name, imported.graph, preset)
     db = tvm_api.memory_database()
-    logdb.load_into(db, log_dir, tvm_api.kernel_workload_hashes(problem.fused, problem.target))
+    logdb.load_into(db, [log_dir], tvm_api.kernel_workload_hashes(problem.fused, problem.target))
     by_kernel = {}
     for task in problem.tasks:
         seconds, _ = tvm_api.best_record_seconds(db, tvm_api.task_workload_module(task))

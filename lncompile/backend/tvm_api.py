@@ -365,20 +365,24 @@ def json_database(work_dir: str) -> Any:
     return _ms().database.JSONDatabase(work_dir=work_dir)
 
 
-def commit_workload_json(db: Any, workload: Any) -> Any:
-    """Commit one parsed workload line ``[hash, module]`` to ``db``; returns the database's workload.
-    Raises on malformed content (the caller skips that line)."""
-    return db.commit_workload(workload_module_json(workload))
-
-
 def workload_module_json(workload: Any) -> tvm.IRModule:
     """The module of one parsed workload line ``[hash, module]``."""
     return _ms().database.Workload.from_json(workload).mod
 
 
-def commit_record_json(db: Any, workload: Any, record: Any) -> None:
-    """Commit one parsed record body ``[trace, run_secs, target, args_info]`` of a committed workload."""
-    db.commit_tuning_record(_ms().database.TuningRecord.from_json(record, workload))
+def commit_record_with_workload(db: Any, workload: Any, record: Any) -> None:
+    """Commit a parsed record together with the workload line ``[hash, module]`` of the log it was measured in.
+
+    The record is decoded (its trace replayed) on that log's own module, which is then committed first. Why:
+    the same kernel from two models is structurally equal (one hash) but its blocks are named after each
+    model's variables, a trace finds blocks by name, and a database keeps the first module it is given for a
+    structure. Raises if the record does not replay (the caller tries the next best).
+    """
+    ms = _ms()
+    decoded = ms.database.TuningRecord.from_json(record, ms.database.Workload.from_json(workload))
+    committed = db.commit_workload(decoded.workload.mod)
+    db.commit_tuning_record(ms.database.TuningRecord(decoded.trace, committed, decoded.run_secs, decoded.target,
+                                                     decoded.args_info))
 
 
 def best_record_seconds(db: Any, mod: tvm.IRModule) -> tuple[float | None, int]:

@@ -30,8 +30,8 @@ class SelectedLogs:
         from ..backend import tvm_api
 
         self.database = tvm_api.memory_database()
-        for directory, shipped in self.usable:
-            workloads, records, best = logdb.load_into(self.database, directory, wanted)
+        counts = logdb.load_into(self.database, [directory for directory, _ in self.usable], wanted)
+        for (directory, shipped), (workloads, records, best) in zip(self.usable, counts, strict=True):
             self.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads,
                               "records": records, "best_records": best})
 

@@ -158,40 +158,42 @@ def mean_run_secs(body: Any) -> float | None:
     return mean if 0 <= mean < MAX_RUN_SECS else None
 
 
-def load_into(db: Any, directory: Path, wanted: set[str] | None = None) -> tuple[int, int, int]:
-    """Commit a log's workloads and, per workload, its fastest valid record into ``db``.
+def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) -> list[tuple[int, int, int]]:
+    """Commit into ``db``, per workload, the fastest valid record found in any of ``directories``.
 
     A build applies only each workload's best record, so the rest are not decoded: decoding a record parses its
     schedule trace (~4 ms each), and the shipped logs hold thousands, which every build would pay for. A best
-    record TVM cannot decode gives way to the next best; lines TVM rejects are skipped with a warning.
-    ``wanted`` limits loading to these workload hashes (see :func:`parse_log`).
-    Returns (workloads committed, valid records of them in the log, best records committed).
+    record TVM cannot decode gives way to the next best; lines TVM rejects are skipped with a warning. The
+    logs are ranked together, not one after another: a kernel that two models share has one hash in both
+    logs, and the record applied must be committed with its own log's copy of the kernel
+    (:func:`tvm_api.commit_record_with_workload`). ``wanted`` limits loading to these workload hashes (see
+    :func:`parse_log`). Returns per directory (workloads it holds, their valid records, best records applied).
     """
     from ..backend import tvm_api
 
-    parsed = parse_log(directory, wanted)
-    committed: dict[int, Any] = {}
-    for index, workload in enumerate(parsed.workloads):
-        try:
-            committed[index] = tvm_api.commit_workload_json(db, workload)
-        except Exception as e:  # a decodable line TVM rejects: same treatment as bad JSON
-            parsed.skipped.append(f"{WORKLOADS} workload {index} ({type(e).__name__})")
-    ranked: dict[int, list[tuple[float, Any]]] = {}
-    for index, body in parsed.records:
-        mean = mean_run_secs(body)
-        if index in committed and mean is not None:
-            ranked.setdefault(index, []).append((mean, body))
-    applied = 0
-    for index, candidates in ranked.items():
-        for _, body in sorted(candidates, key=lambda c: c[0]):
+    parsed_logs = [parse_log(directory, wanted) for directory in directories]
+    ranked: dict[str, list[tuple[float, int, Any, Any]]] = {}  # hash -> (seconds, log, workload line, record)
+    valid = [0] * len(directories)
+    for n, parsed in enumerate(parsed_logs):
+        for index, body in parsed.records:
+            mean = mean_run_secs(body)
+            if mean is not None:
+                workload = parsed.workloads[index]
+                ranked.setdefault(str(workload[0]), []).append((mean, n, workload, body))
+                valid[n] += 1
+    applied = [0] * len(directories)
+    for candidates in ranked.values():
+        for _, n, workload, body in sorted(candidates, key=lambda c: c[0]):
             try:
-                tvm_api.commit_record_json(db, committed[index], body)
-                applied += 1
+                tvm_api.commit_record_with_workload(db, workload, body)
+                applied[n] += 1
                 break
-            except Exception as e:
-                parsed.skipped.append(f"{RECORDS} record for workload {index} ({type(e).__name__})")
-    parsed.warn(directory)
-    return len(committed), sum(len(c) for c in ranked.values()), applied
+            except Exception as e:  # a decodable line TVM rejects: same treatment as bad JSON
+                parsed_logs[n].skipped.append(f"{RECORDS} record for workload {str(workload[0])[:16]} "
+                                              f"({type(e).__name__})")
+    for parsed, directory in zip(parsed_logs, directories, strict=True):
+        parsed.warn(directory)
+    return [(len(parsed.workloads), valid[n], applied[n]) for n, parsed in enumerate(parsed_logs)]
 
 
 def count_records(directory: Path) -> int:
