@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ TIMING = re.compile(r"timing: runs=(\d+) mean_ms=([\d.]+) min_ms=([\d.]+) max_ms
 def prepare(models: list[str], out: Path) -> None:
     from lncompile.api import compile as compile_model
     from lncompile.bundle import package
-    from lncompile.manifest import read_manifest
+    from lncompile.manifest import manifest_path, read_manifest
     from lncompile.reference import reference_outputs, verification_inputs
 
     shutil.rmtree(out, ignore_errors=True)
@@ -45,9 +46,9 @@ def prepare(models: list[str], out: Path) -> None:
         np.save(libs / f"{name}.reference.npy", reference_outputs(manifest, inputs)[0])
         if i == 0:  # the bundle holds this one's library: no second copy to carry
             package(library, out / "bundle")
+            manifest_path(library).unlink()
             library.unlink()
-            Path(library).with_suffix(".json").unlink()
-        print(f"{name}: {manifest['name']} built", flush=True)
+        print(f"{name}: built", flush=True)
     # The runtime needs libcudart.so.13 of the toolkit TVM was built against; a GPU box may only have it
     # inside a Python package, so a copy rides along (used only where the system has none).
     for candidate in ("/usr/local/cuda/lib64/libcudart.so.13", "/usr/local/cuda-13.0/lib/libcudart.so.13"):
@@ -57,7 +58,7 @@ def prepare(models: list[str], out: Path) -> None:
             break
 
 
-def _runner(bundle: Path, library: Path, x: Path, y: Path, repeat: int) -> tuple[float, str]:
+def _runner_ms(bundle: Path, library: Path, x: Path, y: Path, repeat: int) -> float:
     env = dict(os.environ)
     paths = [str(bundle), env.get("LD_LIBRARY_PATH", ""), str(bundle.parent / "fallback")]
     env["LD_LIBRARY_PATH"] = ":".join(p for p in paths if p)
@@ -68,10 +69,11 @@ def _runner(bundle: Path, library: Path, x: Path, y: Path, repeat: int) -> tuple
     match = TIMING.search(done.stdout)
     if match is None:
         raise RuntimeError(f"runner printed no timing: {done.stdout.strip()}")
-    return float(match.group(2)), done.stdout.strip()
+    return float(match.group(2))
 
 
-def _torch_eager_ms(name: str, x: np.ndarray, repeat: int) -> tuple[float, np.ndarray] | None:
+def _torch_eager(name: str, x: np.ndarray) -> Callable[[int], tuple[float, np.ndarray]] | None:
+    """A timer of the zoo model in PyTorch eager on GPU 0 (built once per model), or None without torch/GPU."""
     try:
         import torch
 
@@ -82,15 +84,19 @@ def _torch_eager_ms(name: str, x: np.ndarray, repeat: int) -> tuple[float, np.nd
         return None
     module = graphs.create(name).eval().cuda()
     xt = torch.from_numpy(x).cuda()
-    with torch.no_grad():
-        for _ in range(10):
-            out = module(xt)
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeat):
-            module(xt)
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) * 1e3 / repeat, out.float().cpu().numpy()
+
+    def time_ms(repeat: int) -> tuple[float, np.ndarray]:
+        with torch.no_grad():
+            for _ in range(10):
+                out = module(xt)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(repeat):
+                module(xt)
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) * 1e3 / repeat, out.float().cpu().numpy()
+
+    return time_ms
 
 
 def run(folder: Path, repeat: int, rounds: int) -> list[dict[str, object]]:
@@ -110,12 +116,12 @@ def run(folder: Path, repeat: int, rounds: int) -> list[dict[str, object]]:
         x = np.load(x_path, allow_pickle=False)
         ours, theirs = [], []
         torch_out = None
+        eager = _torch_eager(name, x)
         for _ in range(rounds):  # interleaved rounds: both see the same clocks and neighbours
-            ours.append(_runner(bundle, library, x_path, y, repeat)[0])
-            eager = _torch_eager_ms(name, x, repeat)
+            ours.append(_runner_ms(bundle, library, x_path, y, repeat))
             if eager is not None:
-                theirs.append(eager[0])
-                torch_out = eager[1]
+                ms, torch_out = eager(repeat)
+                theirs.append(ms)
         out = np.load(y, allow_pickle=False)
         scale = float(np.abs(reference).max()) or 1.0
         row: dict[str, object] = {

@@ -217,10 +217,11 @@ def host_kit() -> RuntimeKit:
     tvm_version, ffi_version = runtime_versions()
     arch = platform.machine()
     root = cache_root() / arch / f"tvm-{tvm_version}-ffi-{ffi_version}"
-    cuda_runtime = _package_dir("tvm") / "lib" / CUDA_RUNTIME_LIB  # optional: only CUDA-enabled wheels have it
+    tvm_lib = _package_dir("tvm") / "lib"
+    cuda_runtime = tvm_lib / CUDA_RUNTIME_LIB  # optional: only CUDA-enabled wheels have it
     wanted = RUNTIME_LIBS + ((CUDA_RUNTIME_LIB,) if cuda_runtime.is_file() else ())
     if not all((root / "lib" / name).is_file() for name in wanted):
-        sources = {"libtvm_runtime.so": _package_dir("tvm") / "lib" / "libtvm_runtime.so",
+        sources = {"libtvm_runtime.so": tvm_lib / "libtvm_runtime.so",
                    "libtvm_ffi.so": _package_dir("tvm_ffi") / "lib" / "libtvm_ffi.so"}
         include = _package_dir("tvm_ffi") / "include"
 

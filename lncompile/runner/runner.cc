@@ -214,8 +214,9 @@ struct Device {
   }
 
   void Sync() const {
-    static ffi::Function sync = is_cpu() ? ffi::Function() : Global("runtime.Device_StreamSync");
-    if (!is_cpu()) sync(dev, static_cast<int64_t>(0));
+    if (is_cpu()) return;  // CPU kernels have returned when the call does
+    static ffi::Function sync = Global("runtime.Device_StreamSync");
+    sync(dev, static_cast<int64_t>(0));
   }
 };
 
@@ -290,7 +291,8 @@ int Run(int argc, char** argv) {
   if (device.is_cpu()) {
     init(static_cast<int>(kDLCPU), 0, kPooled);
   } else {
-    init(static_cast<int>(device.dev.device_type), device.dev.device_id, kPooled, static_cast<int>(kDLCPU), 0, kPooled);
+    init(static_cast<int>(device.dev.device_type), device.dev.device_id, kPooled,  //
+         static_cast<int>(kDLCPU), 0, kPooled);
   }
   ffi::Function main_fn = vm->GetFunction("main").value();
 
