@@ -129,7 +129,7 @@ def main() -> None:
             traceback.print_exc()
             rows.append({"model": name, "error": (str(e).strip().splitlines() or [type(e).__name__])[-1]})
         print(row(rows[-1]), flush=True)
-    title = f"{args.target}, {args.threads} thread(s), {args.repeat} interleaved rounds"
+    title = f"{args.target}, {args.threads} thread(s), {args.repeat} timed runs each, interleaved blocks"
     text = f"# Reference set: {title}\n\n{HEADER}\n" + "\n".join(row(r) for r in rows) + "\n" + geomean_line(rows)
     print(geomean_line(rows))
     write_text_atomic(args.out.with_suffix(".md"), text)

@@ -1,6 +1,7 @@
 """Tune the reference set into shipped logs: targets/logs/<target>/<model>/ (resumable: run it again to go on).
 
     python bench/tune_reference.py [--target x86] [--models a,b] [--trials-per-task 32] [--time-budget MIN]
+    python bench/tune_reference.py --rerank 12 [--threads 2] [--share 0.8]   # re-measure, no search
 
 Each model gets its own log directory (a MetaSchedule JSON database + manifest); `lncompile build` applies
 every shipped log whose TVM version and target match. Ctrl-C keeps every record measured so far. Only the
@@ -16,6 +17,7 @@ from pathlib import Path
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune.apply import shipped_dir
+from lncompile.tune.rerank import rerank
 from lncompile.tune.tasks import prepare
 from lncompile.tune.tuner import tune
 
@@ -31,6 +33,10 @@ def main() -> None:
     parser.add_argument("--trials-per-iter", type=int, default=16)
     parser.add_argument("--time-budget", type=float, help="minutes per model")
     parser.add_argument("--root", type=Path, help="default: lncompile/targets/logs/<target>")
+    parser.add_argument("--rerank", type=int, metavar="K", help="re-measure each task's K best schedules instead")
+    parser.add_argument("--share", type=float, default=1.0,
+                        help="tune / re-rank only the heaviest tasks covering this share of the estimated time")
+    parser.add_argument("--threads", type=int, default=2, help="TVM workers for --rerank measurements")
     args = parser.parse_args()
     preset = get_target(args.target)
     root = args.root or shipped_dir() / preset.name
@@ -39,8 +45,14 @@ def main() -> None:
         problem = prepare(name, imported.graph, preset)
         log_dir = root / name
         print(f"{name}: {len(problem.tasks)} tasks -> {log_dir}", flush=True)
+        if args.rerank:
+            done = rerank(problem, log_dir, top_k=args.rerank, threads=args.threads, share=args.share)
+            print(f"{name}: re-measured {done.measured} schedules ({done.failed} failed) on {args.threads} "
+                  f"thread(s) in {done.wall_seconds:.0f} s, estimate {done.before_ms} -> {done.after_ms} ms",
+                  flush=True)
+            continue
         outcome = tune(problem, log_dir, trials_per_task=args.trials_per_task, trials_per_iter=args.trials_per_iter,
-                       time_budget_s=args.time_budget * 60 if args.time_budget else None)
+                       time_budget_s=args.time_budget * 60 if args.time_budget else None, share=args.share)
         shutil.rmtree(log_dir / "logs", ignore_errors=True)  # per-task text logs: not shipped
         print(f"{name}: {outcome.trials} trials in {outcome.wall_seconds:.0f} s, {outcome.records} records, "
               f"estimate {outcome.estimate_ms} ms, stopped: {outcome.stopped}", flush=True)

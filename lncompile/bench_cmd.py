@@ -1,11 +1,12 @@
 """``lncompile bench``: lncompile's latency next to PyTorch eager and ONNX Runtime, measured fairly.
 
 Fair means: one process, the same input, the same thread count for all three (TVM's pool, torch's intra-op
-pool, ORT's intra-op pool), and interleaved rounds (each round runs every engine once, in a rotating order)
-so that load from other processes and CPU frequency changes hit all engines alike; an untimed settle run
-before each timed one keeps one engine's spinning worker threads from being billed to the next. PyTorch runs
-in rounds of its own after the others (see :func:`side_by_side`). Latency is wall time of one Python call per
-inference, including the conversion to and from numpy, for every engine.
+pool, ORT's intra-op pool), and interleaved rounds (each round runs every engine for a block of calls, in a
+rotating order) so that load from other processes and CPU frequency changes hit all engines alike; untimed
+settle runs at the start of each block keep one engine's spinning worker threads from being billed to the
+next (see :func:`interleaved`). PyTorch runs in rounds of its own after the others (see :func:`side_by_side`).
+Latency is wall time of one Python call per inference, including the conversion to and from numpy, for every
+engine.
 """
 
 from __future__ import annotations
@@ -31,27 +32,33 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     return {"median": round(float(np.median(a)), 4), "p90": round(float(np.percentile(a, 90)), 4)}
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 3,
-                settle: int = 1) -> dict[str, list[float]]:
-    """Per engine, ``repeat`` wall times (s): round r runs every engine once, starting at engine r mod n.
+def interleaved(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 3, block: int = 10,
+                settle: int = 3) -> dict[str, list[float]]:
+    """Per engine, ``repeat`` wall times (s), taken in rounds of blocks: in round r every engine, starting at
+    engine r mod n, runs ``settle`` times untimed, then up to ``block`` timed runs back to back.
 
-    Before each timed run the engine runs ``settle`` more times untimed: all three keep their worker threads
-    spinning for a while after an inference, so a run timed right after another engine's would pay for that
-    engine's spinning threads on the same cores (on 2 cores this made TVM look 4x slower).
+    Rounds make load from other processes and CPU clock changes hit every engine alike. Blocks, not single
+    alternating calls, because every engine keeps its worker threads spinning for a while after an inference:
+    on 2 cores, a call timed right after another engine's shares the cores with that engine's spinning pool
+    (alternating single calls measured TVM 1.3x slower on mobilenet_v3_small than TVM alone, ORT 1.0x). A
+    deployed model runs alone, which is what a block measures once its settle runs have let the previous
+    engine's threads go to sleep.
     """
     names = list(runs)
     for name in names:
         for _ in range(warmup):
             runs[name]()
     times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeat):
+    for r in range(-(-repeat // block)):
+        count = min(block, repeat - r * block)
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
             for _ in range(settle):
                 runs[name]()
-            started = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - started)
+            for _ in range(count):
+                started = time.perf_counter()
+                runs[name]()
+                times[name].append(time.perf_counter() - started)
     return times
 
 
@@ -258,7 +265,7 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
             click.echo(json.dumps(result, indent=2))
             return
         click.echo(f"{result['model']} on {result['target']}, {threads} thread(s), "
-                   f"{repeat} interleaved rounds (torch in rounds of its own):")
+                   f"{repeat} timed runs each in interleaved blocks (torch in rounds of its own):")
         for engine, stats in result["latency_ms"].items():
             ratio = result.get("ratios", {}).get(f"lncompile/{engine}")
             extra = f"   lncompile/{engine} = {ratio:.2f}x" if ratio else ""

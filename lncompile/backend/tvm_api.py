@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -124,6 +125,17 @@ def cuda_device() -> Any:
 
 def tensor(array: np.ndarray, device: Any = None) -> Any:
     return tvm.runtime.tensor(array, device or tvm.cpu(0))
+
+
+def empty_tensor(shape: list[int], dtype: str, device: Any) -> Any:
+    return tvm.runtime.empty(tuple(shape), dtype, device)
+
+
+def to_numpy(result: Any) -> np.ndarray:
+    """A result tensor as a numpy array of its own (CPU results: one memcpy, no FFI conversion)."""
+    if result.device.dlpack_device_type() == tvm.cpu(0).dlpack_device_type():
+        return np.from_dlpack(result).copy()
+    return result.numpy()
 
 
 # ---- ARM targets (lncompile/arm.py) ----
@@ -347,8 +359,7 @@ def tune_tasks(tasks: list[Any], work_dir: str, *, max_trials_global: int, max_t
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         extracted_tasks=tasks, work_dir=work_dir, strategy=strategy, seed=seed)
     if runner is None:
-        config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0 if quick_search else 100)
-        runner = ms.runner.LocalRunner(timeout_sec=runner_timeout_s, evaluator_config=config)
+        runner = local_runner(runner_timeout_s, min_repeat_ms=0 if quick_search else 100)
     return ms.tune.tune_tasks(
         tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=max_trials_global,
         max_trials_per_task=max_trials_per_task, num_trials_per_iter=num_trials_per_iter,
@@ -383,6 +394,52 @@ def commit_record_with_workload(db: Any, workload: Any, record: Any) -> None:
     committed = db.commit_workload(decoded.workload.mod)
     db.commit_tuning_record(ms.database.TuningRecord(decoded.trace, committed, decoded.run_secs, decoded.target,
                                                      decoded.args_info))
+
+
+def top_records(db: Any, mod: tvm.IRModule, k: int) -> list[Any]:
+    """Among a workload's ``k`` fastest distinct schedules, those measured once (not yet re-measured)."""
+    if not db.has_workload(mod):
+        return []
+    seen: dict[str, list[Any]] = {}
+    for record in db.get_top_k(db.commit_workload(mod), 1 << 30):
+        seen.setdefault(str(record.trace), []).append(record)
+    fastest = list(seen.values())[:k]  # get_top_k is sorted fastest first, and dicts keep insertion order
+    return [records[0] for records in fastest if len(records) == 1]
+
+
+def remeasure_records(records: list[Any], target: tvm.target.Target, builder: Any,
+                      runner: Any) -> list[list[float] | None]:
+    """Build and run each record's schedule again; per record its run seconds, or None if it failed."""
+    ms = _ms()
+    candidates = [record.as_measure_candidate() for record in records]
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
+    device_type = target.kind.name if target.kind.name != "llvm" else "cpu"
+    ok = [i for i, b in enumerate(built) if b.error_msg is None]
+    futures = runner.run([ms.runner.RunnerInput(built[i].artifact_path, device_type, candidates[i].args_info)
+                          for i in ok])
+    seconds: list[list[float] | None] = [None] * len(records)
+    for i, future in zip(ok, futures, strict=True):
+        result = future.result()
+        if result.error_msg is None and result.run_secs:
+            seconds[i] = [float(s) for s in result.run_secs]
+    for b in built:
+        if b.artifact_path:
+            shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
+    return seconds
+
+
+def commit_remeasured(db: Any, record: Any, run_secs: list[float]) -> None:
+    """Add a record of ``record``'s schedule with new run times (the old one stays: a log only grows)."""
+    ms = _ms()
+    db.commit_tuning_record(ms.database.TuningRecord(record.trace, record.workload, run_secs, record.target,
+                                                     record.args_info))
+
+
+def local_runner(runner_timeout_s: float = 30.0, min_repeat_ms: int = 100) -> Any:
+    """MetaSchedule's local runner, measuring as tuning does (3 runs of at least ``min_repeat_ms``)."""
+    ms = _ms()
+    config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=min_repeat_ms)
+    return ms.runner.LocalRunner(timeout_sec=runner_timeout_s, evaluator_config=config)
 
 
 def best_record_seconds(db: Any, mod: tvm.IRModule) -> tuple[float | None, int]:

@@ -53,26 +53,49 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
     @click.option("--quick", is_flag=True, help="Small search and no minimum measurement time (smoke tests).")
     @click.option("--rpc", metavar="HOST:PORT", help="Measure on remote devices through this RPC tracker.")
     @click.option("--key", help="Device key for --rpc.")
+    @click.option("--rerank", type=int, metavar="K",
+                  help="Instead of searching, re-measure the K best schedules of every task in the log with "
+                       "--threads TVM workers (e.g. a log tuned on 1 thread, deployed on 2).")
+    @click.option("--threads", type=int, help="TVM workers for --rerank measurements (default: the target's cores).")
+    @click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+                  help="Resume (or re-rank) only the heaviest tasks of the log, covering this share of its estimate.")
     @model_options
     def tune(model: str, target: str, trials: int | None, trials_per_task: int, trials_per_iter: int,
              time_budget: float | None, log_dir: Path | None, no_passes: bool, builder_timeout: float, quick: bool,
-             rpc: str | None, key: str | None, **model_opts: Any) -> None:
+             rpc: str | None, key: str | None, rerank: int | None, threads: int | None, share: float,
+             **model_opts: Any) -> None:
         """Tune MODEL's kernels for TARGET with MetaSchedule; `lncompile build --tuning-log DIR` applies the result."""
         from ..targets import get as get_target
-        from .tasks import prepare
+        from .tasks import prepare, tuning_target_json
         from .tuner import tune as run_tuning
 
         preset = get_target(target)
+        if rerank is not None and rpc is not None:
+            raise UsageError("--rerank measures on this machine; it cannot be combined with --rpc")
+        if threads is not None and rerank is None:
+            raise UsageError("--threads goes with --rerank (tuning measures on the target's cores)")
         runner, builder = _remote(rpc, key, preset, builder_timeout)
         imported = import_model(model, **model_opts)
         problem = prepare(imported.name, imported.graph, preset, passes=not no_passes, remote=runner is not None)
         log_dir = log_dir or default_log_dir(imported.name, target)
         click.echo(f"{imported.name}: {len(problem.tasks)} tasks for {preset.name} "
                    f"({problem.target_json.get('mcpu', problem.target_json['kind'])}); log {log_dir}", err=True)
+        if rerank is not None:
+            from .rerank import rerank as run_rerank
+
+            threads = threads or int(tuning_target_json(problem.target_json).get("num-cores") or 1)
+            done = run_rerank(problem, log_dir, top_k=rerank, threads=threads, share=share,
+                              builder_timeout_s=builder_timeout)
+            estimate = "n/a (some tasks unmeasured)"
+            if done.before_ms is not None and done.after_ms is not None:
+                estimate = f"{done.before_ms:.3f} -> {done.after_ms:.3f} ms"
+            click.echo(f"re-measured {done.measured} schedules on {threads} thread(s) in {done.wall_seconds:.0f} s"
+                       f"{f' ({done.failed} failed)' if done.failed else ''}; kernel-time estimate {estimate}")
+            return
         outcome = run_tuning(problem, log_dir, trials=trials, trials_per_task=trials_per_task,
                              trials_per_iter=trials_per_iter, time_budget_s=time_budget * 60 if time_budget else None,
                              runner=runner, builder=builder, builder_timeout_s=builder_timeout,
-                             quick_search=quick)
+                             quick_search=quick, share=share)
         rate = outcome.trials / max(outcome.wall_seconds / 60, 1e-9)
         estimate = f"{outcome.estimate_ms:.3f} ms" if outcome.estimate_ms is not None else "n/a (some tasks unmeasured)"
         click.echo(f"{outcome.trials} trials in {outcome.wall_seconds:.0f} s ({rate:.1f}/min); {outcome.records} "

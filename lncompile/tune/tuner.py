@@ -48,19 +48,29 @@ def worker_startup_fix() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def measured_with_threads(threads: int | None) -> Iterator[None]:
+def measured_with_threads(threads: int | None, force: bool = False) -> Iterator[None]:
     """Local runner workers measure with ``threads`` TVM workers: the ``num-cores`` the schedules are tuned
     for and the pool a built library uses. Left alone, TVM sizes a fresh worker's pool at half the logical
     CPUs (one thread on a 2-core box), so kernels tuned for 2 cores were timed on 1. TVM_NUM_THREADS set by
-    the user wins."""
-    if not threads or os.environ.get("TVM_NUM_THREADS"):
+    the user wins, unless ``force``."""
+    saved = os.environ.get("TVM_NUM_THREADS")
+    if not threads or (saved and not force):
         yield
         return
     os.environ["TVM_NUM_THREADS"] = str(threads)
     try:
         yield
     finally:
-        os.environ.pop("TVM_NUM_THREADS", None)
+        if saved is None:
+            os.environ.pop("TVM_NUM_THREADS", None)
+        else:
+            os.environ["TVM_NUM_THREADS"] = saved
+
+
+def measurement_threads(num_cores: int | None) -> int | None:
+    """The TVM worker count local measurements use (what :func:`measured_with_threads` leaves in force)."""
+    saved = os.environ.get("TVM_NUM_THREADS")
+    return int(saved) if saved and saved.isdigit() else num_cores
 
 
 @contextlib.contextmanager
@@ -147,7 +157,7 @@ class TuneOutcome:
     estimate_ms: float | None  # sum of weight x best task latency
 
 
-def _prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | None:
+def prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | None:
     log_dir.mkdir(parents=True, exist_ok=True)
     existing = logdb.read_manifest(log_dir)
     if logdb.has_database(log_dir):
@@ -159,7 +169,7 @@ def _prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | 
     return existing
 
 
-def _task_rows(problem: TuningProblem, db: Any) -> list[dict[str, Any]]:
+def measured_task_rows(problem: TuningProblem, db: Any) -> list[dict[str, Any]]:
     rows = problem.task_rows()
     for row, task in zip(rows, problem.tasks, strict=True):
         best, count = tvm_api.best_record_seconds(db, tvm_api.task_workload_module(task))
@@ -168,8 +178,9 @@ def _task_rows(problem: TuningProblem, db: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: TuningProblem, rows: list[dict],
-                     trials: int, wall: float, stopped: str | None) -> tuple[dict[str, Any], int]:
+def update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: TuningProblem, rows: list[dict],
+                     trials: int, wall: float, stopped: str | None,
+                     session: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
     manifest = dict(existing or {"format": logdb.FORMAT, "created": now_iso()})
     manifest["versions"] = logdb.versions()
     manifest["target"] = {"preset": problem.preset.name, "tvm_target": problem.target_json,
@@ -181,7 +192,7 @@ def _update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: Tu
     entry["trials"] += trials
     entry["wall_seconds"] = round(entry["wall_seconds"] + wall, 1)
     entry["sessions"].append({"ended": now_iso(), "trials": trials, "wall_seconds": round(wall, 1),
-                              "stopped": stopped})
+                              "stopped": stopped, **(session or {})})
     estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
     entry["estimated_ms"] = round(sum(estimate), 6) if len(estimate) == len(rows) else None
     manifest["trials"] = sum(m["trials"] for m in models.values())
@@ -192,26 +203,45 @@ def _update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: Tu
     return manifest, entry["trials"]
 
 
+def heaviest_tasks(problem: TuningProblem, rows: list[dict[str, Any]], share: float) -> list[Any]:
+    """The tasks taking the largest part of the estimated time (weight x best), covering ``share`` of it."""
+    timed = sorted(((r["best_ms"] * r["weight"], task) for r, task in zip(rows, problem.tasks, strict=True)
+                    if r["best_ms"] is not None), key=lambda pair: -pair[0])
+    total, covered, chosen = sum(t for t, _ in timed), 0.0, []
+    for time_ms, task in timed:
+        if covered >= share * total:
+            break
+        chosen.append(task)
+        covered += time_ms
+    return chosen
+
+
 def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, trials_per_task: int = 64,
          trials_per_iter: int = 16, time_budget_s: float | None = None, runner: Any = None, builder: Any = None,
          builder_timeout_s: float = DEFAULT_BUILDER_TIMEOUT_S, runner_timeout_s: float = 30.0,
-         quick_search: bool = False, show_progress: bool = True) -> TuneOutcome:
+         quick_search: bool = False, show_progress: bool = True, share: float = 1.0) -> TuneOutcome:
     """Tune every task of ``problem`` into ``log_dir`` (resuming from what it holds) and write its manifest.
 
     ``trials`` defaults to ``trials_per_task`` x tasks: fewer leaves some tasks untuned (MetaSchedule
     spends the budget where the gradient scheduler expects gains, and a task with no trial keeps the
-    naive schedule).
+    naive schedule). ``share`` < 1 resumes only the heaviest tasks of the log, covering that share of its
+    estimated time (every task is still reported in the manifest).
     """
     from tqdm import tqdm
 
     if not problem.tasks:
         raise UsageError(f"{problem.name} has no tunable kernels for {problem.preset.name}")
-    n = len(problem.tasks)
+    if trials_per_task < 1 or not 0 < share <= 1:
+        raise UsageError("--trials-per-task must be positive and the share of tasks in (0, 1]")
+    existing = prepare_log_dir(log_dir, problem)
+    tasks = problem.tasks
+    if share < 1 and logdb.has_database(log_dir):
+        tasks = heaviest_tasks(problem, measured_task_rows(problem, tvm_api.json_database(str(log_dir))), share)
+    n = len(tasks)
     total = trials if trials is not None else trials_per_task * n
-    if total < 1 or trials_per_task < 1:
-        raise UsageError("--trials and --trials-per-task must be positive")
-    existing = _prepare_log_dir(log_dir, problem)
-    progress = Progress([int(t.weight) for t in problem.tasks], trials_per_task)
+    if total < 1:
+        raise UsageError("--trials must be positive")
+    progress = Progress([int(t.weight) for t in tasks], trials_per_task)
     bar = tqdm(total=total, unit="trial", desc=f"tuning {problem.name}", disable=not show_progress,
                dynamic_ncols=True)
     started = time.monotonic()
@@ -235,12 +265,12 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
             stop_reason.append("interrupted")
         raise KeyboardInterrupt
 
+    threads = tuning_target_json(problem.target_json).get("num-cores")
     previous = signal.signal(signal.SIGINT, on_sigint)
     stopped: str | None = None
     try:
-        threads = tuning_target_json(problem.target_json).get("num-cores")
         with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(threads):
-            tvm_api.tune_tasks(problem.tasks, str(log_dir), max_trials_global=total,
+            tvm_api.tune_tasks(tasks, str(log_dir), max_trials_global=total,
                                max_trials_per_task=trials_per_task, num_trials_per_iter=trials_per_iter,
                                builder_timeout_s=builder_timeout_s, runner=runner,
                                runner_timeout_s=runner_timeout_s, callbacks=[tvm_api.measure_callback(on_measured)],
@@ -257,8 +287,11 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
     wall = time.monotonic() - started
     logdb.repair_in_place(log_dir)  # a kill mid-append leaves half a line
     db = tvm_api.json_database(str(log_dir))
-    rows = _task_rows(problem, db)
-    _, total_trials = _update_manifest(log_dir, existing, problem, rows, progress.trials, wall, stopped)
+    rows = measured_task_rows(problem, db)
+    measured = {"measured_threads": measurement_threads(threads)} if runner is None else {}
+    if len(tasks) < len(problem.tasks):
+        measured["tasks_tuned"] = len(tasks)
+    _, total_trials = update_manifest(log_dir, existing, problem, rows, progress.trials, wall, stopped, measured)
     estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
     return TuneOutcome(log_dir, progress.trials, total_trials, logdb.count_records(log_dir), wall, stopped, rows,
                        round(sum(estimate), 6) if len(estimate) == len(rows) else None)

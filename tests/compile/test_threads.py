@@ -37,16 +37,16 @@ def test_tvm_num_threads_from_the_user_wins() -> None:
     assert out == "1"
 
 
-def test_interleaved_settles_each_engine_before_timing_it() -> None:
+def test_interleaved_times_each_engine_in_settled_blocks_of_rotating_rounds() -> None:
     calls: list[str] = []
     runs = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
-    times = interleaved(runs, repeat=4, warmup=2, settle=1)
-    assert {name: len(t) for name, t in times.items()} == {"a": 4, "b": 4, "c": 4}
-    timed_part = calls[3 * 2:]  # after the warm-up, every engine runs twice in a row: settle, then timed
-    assert len(timed_part) == 3 * 4 * 2
-    assert all(timed_part[i] == timed_part[i + 1] for i in range(0, len(timed_part), 2))
-    # rounds rotate which engine goes first
-    assert [timed_part[i * 6] for i in range(4)] == ["a", "b", "c", "a"]
+    times = interleaved(runs, repeat=7, warmup=2, block=3, settle=1)
+    assert {name: len(t) for name, t in times.items()} == {"a": 7, "b": 7, "c": 7}
+    timed_part = calls[3 * 2:]  # after the warm-up: rounds of blocks (1 settle + up to 3 timed runs each)
+    rounds = [timed_part[:12], timed_part[12:24], timed_part[24:]]
+    assert rounds[0] == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    assert rounds[1] == ["b"] * 4 + ["c"] * 4 + ["a"] * 4  # rounds rotate which engine goes first
+    assert rounds[2] == ["c"] * 2 + ["a"] * 2 + ["b"] * 2  # the last round times what is left: 1 run each
 
 
 def test_side_by_side_times_torch_in_rounds_of_its_own() -> None:

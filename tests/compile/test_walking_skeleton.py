@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,21 @@ def test_compile_torch_module_matches_pytorch(tiny_block: nn.Module, tiny_input:
     run = subprocess.run([sys.executable, "-m", "lncompile.cli", "run", str(library), "-i", str(tmp_path / "evil.npy")],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "cannot read" in run.stderr
+
+
+def test_results_are_the_callers_own_and_calls_from_threads_take_turns(tiny_block: nn.Module,
+                                                                        tiny_input: np.ndarray) -> None:
+    # The model reuses its input tensors between calls and the VM is not reentrant: neither may show.
+    compiled = lncompile.compile(tiny_block, "x86", example_input=tiny_input)
+    inputs = [np.random.default_rng(seed).standard_normal(tiny_input.shape).astype(np.float32) for seed in range(8)]
+    with torch.no_grad():
+        expected = [tiny_block(torch.from_numpy(x)).numpy() for x in inputs]
+    first = compiled(inputs[0])
+    compiled(inputs[1])
+    assert relative_error(first, expected[0]) <= 1e-4  # not overwritten by the next call
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda x: compiled(x), inputs * 4))
+    assert all(relative_error(r, expected[i % 8]) <= 1e-4 for i, r in enumerate(results))
 
 
 def test_onnx_build_matches_onnxruntime(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path) -> None:

@@ -213,3 +213,29 @@ def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings
     for key in shared:
         seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(modules[key]))
         assert seconds == pytest.approx(min(best[0][key], best[1][key]))
+
+
+def test_rerank_remeasures_each_tasks_best_schedules_on_the_given_threads(
+        tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    log_dir = _copy(tuned, tmp_path)
+    before = [json.loads(line) for line in (log_dir / logdb.RECORDS).read_text().splitlines()]
+    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(log_dir), "--rerank", "1", "--threads", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-measured 3 schedules on 2 thread(s)" in result.stdout
+    after = [json.loads(line) for line in (log_dir / logdb.RECORDS).read_text().splitlines()]
+    assert after[:len(before)] == before and len(after) == len(before) + 3  # kept, then one per task appended
+    for workload, record in after[len(before):]:
+        old = [r for w, r in before if w == workload]
+        best = min(old, key=lambda r: sum(r[1]) / len(r[1]))
+        assert record[0] == best[0] and record[1] != best[1]  # the best trace, with new measurements
+    manifest = json.loads((log_dir / logdb.MANIFEST).read_text())
+    (model,) = manifest["models"].values()
+    assert model["trials"] == 6  # re-measuring is not searching
+    assert model["sessions"][-1] | {"reranked_top_k": 1, "measured_threads": 2} == model["sessions"][-1]
+
+
+def test_rerank_without_a_log_fails_in_one_line(model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(tmp_path / "none"), "--rerank", "4")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("holds no tuning log to re-rank; tune first")
+    assert not (tmp_path / "none").exists()

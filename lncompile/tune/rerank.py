@@ -1,0 +1,96 @@
+"""Re-ranking: measure each task's best schedules again under the threads the library will run with.
+
+Tuning on a shared 2-core box is fastest with one TVM worker per tuning job (two jobs at a time), but a
+schedule that wins on one thread need not win on two: the shipped mobilenet_v3_small log's best classifier
+GEMV had no parallel loop at all, so at 2 threads it ran on one core. Re-ranking builds the ``top_k``
+fastest distinct schedules of every task again, runs them with ``threads`` TVM workers, and appends the
+new measurements to the log. The build then picks, per kernel, the fastest record overall: a parallel
+schedule's new (faster) time beats its old one, while a serial schedule runs the same on one or two
+threads, so its old record stays comparable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backend import tvm_api
+from ..errors import UsageError
+from . import logdb
+from .tasks import TuningProblem
+from .tuner import (
+    DEFAULT_BUILDER_TIMEOUT_S,
+    heaviest_tasks,
+    measured_task_rows,
+    measured_with_threads,
+    prepare_log_dir,
+    quiet_metaschedule,
+    update_manifest,
+    worker_startup_fix,
+)
+
+BATCH = 64  # schedules per build call
+
+
+@dataclass
+class RerankOutcome:
+    log_dir: Path
+    measured: int  # schedules built and run again
+    failed: int
+    wall_seconds: float
+    before_ms: float | None  # sum of weight x best task latency, before and after
+    after_ms: float | None
+
+
+def _estimate(rows: list[dict]) -> float | None:
+    times = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
+    return round(sum(times), 6) if len(times) == len(rows) else None
+
+
+def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, share: float = 1.0,
+           builder_timeout_s: float = DEFAULT_BUILDER_TIMEOUT_S, show_progress: bool = True) -> RerankOutcome:
+    """Re-measure the ``top_k`` best schedules of the tasks of ``problem`` in ``log_dir`` on ``threads``.
+
+    ``share`` < 1 limits it to the heaviest tasks covering that share of the estimated time. A schedule
+    re-measured before (its trace recorded twice) is not measured again, so a second run with a larger
+    ``top_k`` measures only the schedules the first one did not reach.
+    """
+    from tqdm import tqdm
+
+    if top_k < 1 or threads < 1:
+        raise UsageError("--rerank and --threads must be positive")
+    if not logdb.has_database(log_dir):
+        raise UsageError(f"{log_dir} holds no tuning log to re-rank; tune first")
+    existing = prepare_log_dir(log_dir, problem)
+    db = tvm_api.json_database(str(log_dir))
+    before = measured_task_rows(problem, db)
+    tasks = heaviest_tasks(problem, before, share) if share < 1 else problem.tasks
+    records = [r for task in tasks for r in tvm_api.top_records(db, tvm_api.task_workload_module(task), top_k)]
+    started = time.monotonic()
+    measured = failed = 0
+    bar = tqdm(total=len(records), unit="schedule", desc=f"re-ranking {problem.name}", disable=not show_progress,
+               dynamic_ncols=True)
+    try:
+        # Build workers start a fresh process (importing TVM) per build call: build in large batches.
+        with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(threads, force=True):
+            builder = tvm_api.ms_local_builder(None, builder_timeout_s, None)
+            runner = tvm_api.local_runner()
+            for start in range(0, len(records), BATCH):
+                batch = records[start:start + BATCH]
+                for record, seconds in zip(batch, tvm_api.remeasure_records(batch, problem.target, builder, runner),
+                                           strict=True):
+                    if seconds is None:
+                        failed += 1
+                    else:
+                        tvm_api.commit_remeasured(db, record, seconds)
+                        measured += 1
+                bar.update(len(batch))
+    finally:
+        bar.close()
+    wall = time.monotonic() - started
+    rows = measured_task_rows(problem, tvm_api.json_database(str(log_dir)))
+    update_manifest(log_dir, existing, problem, rows, 0, wall, None,
+                     session={"reranked_top_k": top_k, "reranked_tasks": len(tasks), "measured_threads": threads,
+                             "remeasured": measured})
+    return RerankOutcome(log_dir, measured, failed, wall, _estimate(before), _estimate(rows))
