@@ -407,13 +407,18 @@ def top_records(db: Any, mod: tvm.IRModule, k: int) -> list[Any]:
     return [records[0] for records in fastest if len(records) == 1]
 
 
+def _runner_device_type(target: tvm.target.Target) -> str:
+    """The device name MetaSchedule runners take for a target ("cpu" for LLVM)."""
+    return target.kind.name if target.kind.name != "llvm" else "cpu"
+
+
 def remeasure_records(records: list[Any], target: tvm.target.Target, builder: Any,
                       runner: Any) -> list[list[float] | None]:
     """Build and run each record's schedule again; per record its run seconds, or None if it failed."""
     ms = _ms()
     candidates = [record.as_measure_candidate() for record in records]
     built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
-    device_type = target.kind.name if target.kind.name != "llvm" else "cpu"
+    device_type = _runner_device_type(target)
     ok = [i for i, b in enumerate(built) if b.error_msg is None]
     futures = runner.run([ms.runner.RunnerInput(built[i].artifact_path, device_type, candidates[i].args_info)
                           for i in ok])
@@ -687,8 +692,7 @@ def ms_measure_vector_add(builder: Any, runner: Any, target_json: dict[str, Any]
     if built.error_msg:
         raise RuntimeError(built.error_msg)
     args = ms.arg_info.ArgInfo.from_prim_func(func)
-    device_type = target.kind.name if target.kind.name != "llvm" else "cpu"
-    future = runner.run([ms.runner.RunnerInput(built.artifact_path, device_type, args)])[0]
+    future = runner.run([ms.runner.RunnerInput(built.artifact_path, _runner_device_type(target), args)])[0]
     result = future.result()
     if result.error_msg:
         raise RuntimeError(result.error_msg)

@@ -21,6 +21,7 @@ from . import logdb
 from .tasks import TuningProblem
 from .tuner import (
     DEFAULT_BUILDER_TIMEOUT_S,
+    estimated_ms,
     heaviest_tasks,
     measured_task_rows,
     measured_with_threads,
@@ -41,11 +42,6 @@ class RerankOutcome:
     wall_seconds: float
     before_ms: float | None  # sum of weight x best task latency, before and after
     after_ms: float | None
-
-
-def _estimate(rows: list[dict]) -> float | None:
-    times = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
-    return round(sum(times), 6) if len(times) == len(rows) else None
 
 
 def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, share: float = 1.0,
@@ -89,8 +85,8 @@ def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, s
     finally:
         bar.close()
     wall = time.monotonic() - started
-    rows = measured_task_rows(problem, tvm_api.json_database(str(log_dir)))
+    rows = measured_task_rows(problem, db)  # the database holds what was just committed
     update_manifest(log_dir, existing, problem, rows, 0, wall, None,
                      session={"reranked_top_k": top_k, "reranked_tasks": len(tasks), "measured_threads": threads,
                              "remeasured": measured})
-    return RerankOutcome(log_dir, measured, failed, wall, _estimate(before), _estimate(rows))
+    return RerankOutcome(log_dir, measured, failed, wall, estimated_ms(before), estimated_ms(rows))

@@ -48,29 +48,23 @@ def worker_startup_fix() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def measured_with_threads(threads: int | None, force: bool = False) -> Iterator[None]:
+def measured_with_threads(threads: int | None, force: bool = False) -> Iterator[int | None]:
     """Local runner workers measure with ``threads`` TVM workers: the ``num-cores`` the schedules are tuned
     for and the pool a built library uses. Left alone, TVM sizes a fresh worker's pool at half the logical
     CPUs (one thread on a 2-core box), so kernels tuned for 2 cores were timed on 1. TVM_NUM_THREADS set by
-    the user wins, unless ``force``."""
+    the user wins, unless ``force``. Yields the worker count in force (None: TVM's default)."""
     saved = os.environ.get("TVM_NUM_THREADS")
     if not threads or (saved and not force):
-        yield
+        yield int(saved) if saved and saved.isdigit() else None
         return
     os.environ["TVM_NUM_THREADS"] = str(threads)
     try:
-        yield
+        yield threads
     finally:
         if saved is None:
             os.environ.pop("TVM_NUM_THREADS", None)
         else:
             os.environ["TVM_NUM_THREADS"] = saved
-
-
-def measurement_threads(num_cores: int | None) -> int | None:
-    """The TVM worker count local measurements use (what :func:`measured_with_threads` leaves in force)."""
-    saved = os.environ.get("TVM_NUM_THREADS")
-    return int(saved) if saved and saved.isdigit() else num_cores
 
 
 @contextlib.contextmanager
@@ -193,14 +187,19 @@ def update_manifest(log_dir: Path, existing: dict[str, Any] | None, problem: Tun
     entry["wall_seconds"] = round(entry["wall_seconds"] + wall, 1)
     entry["sessions"].append({"ended": now_iso(), "trials": trials, "wall_seconds": round(wall, 1),
                               "stopped": stopped, **(session or {})})
-    estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
-    entry["estimated_ms"] = round(sum(estimate), 6) if len(estimate) == len(rows) else None
+    entry["estimated_ms"] = estimated_ms(rows)
     manifest["trials"] = sum(m["trials"] for m in models.values())
     manifest["wall_seconds"] = round(sum(m["wall_seconds"] for m in models.values()), 1)
     manifest["records"] = logdb.count_records(log_dir)
     manifest["updated"] = now_iso()
     logdb.write_manifest(log_dir, manifest)
     return manifest, entry["trials"]
+
+
+def estimated_ms(rows: list[dict[str, Any]]) -> float | None:
+    """Sum of weight x best latency over the tasks (ms), or None while some task is unmeasured."""
+    times = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
+    return round(sum(times), 6) if len(times) == len(rows) else None
 
 
 def heaviest_tasks(problem: TuningProblem, rows: list[dict[str, Any]], share: float) -> list[Any]:
@@ -265,11 +264,16 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
             stop_reason.append("interrupted")
         raise KeyboardInterrupt
 
-    threads = tuning_target_json(problem.target_json).get("num-cores")
+    session: dict[str, Any] = {}
+    if len(tasks) < len(problem.tasks):
+        session["tasks_tuned"] = len(tasks)
     previous = signal.signal(signal.SIGINT, on_sigint)
     stopped: str | None = None
     try:
-        with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(threads):
+        num_cores = tuning_target_json(problem.target_json).get("num-cores")
+        with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(num_cores) as threads:
+            if runner is None:  # a remote runner measures with the board's own pool
+                session["measured_threads"] = threads
             tvm_api.tune_tasks(tasks, str(log_dir), max_trials_global=total,
                                max_trials_per_task=trials_per_task, num_trials_per_iter=trials_per_iter,
                                builder_timeout_s=builder_timeout_s, runner=runner,
@@ -288,10 +292,6 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
     logdb.repair_in_place(log_dir)  # a kill mid-append leaves half a line
     db = tvm_api.json_database(str(log_dir))
     rows = measured_task_rows(problem, db)
-    measured = {"measured_threads": measurement_threads(threads)} if runner is None else {}
-    if len(tasks) < len(problem.tasks):
-        measured["tasks_tuned"] = len(tasks)
-    _, total_trials = update_manifest(log_dir, existing, problem, rows, progress.trials, wall, stopped, measured)
-    estimate = [r["best_ms"] * r["weight"] for r in rows if r["best_ms"] is not None]
+    _, total_trials = update_manifest(log_dir, existing, problem, rows, progress.trials, wall, stopped, session)
     return TuneOutcome(log_dir, progress.trials, total_trials, logdb.count_records(log_dir), wall, stopped, rows,
-                       round(sum(estimate), 6) if len(estimate) == len(rows) else None)
+                       estimated_ms(rows))
