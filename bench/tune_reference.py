@@ -2,6 +2,7 @@
 
     python bench/tune_reference.py [--target x86] [--models a,b] [--trials-per-task 32] [--time-budget MIN]
     python bench/tune_reference.py --rerank 12 [--threads 2] [--share 0.8]   # re-measure, no search
+    python bench/tune_reference.py --migrate 8 [--threads 2]  # logs from before pre-packed weights: measure again
 
 Each model gets its own log directory (a MetaSchedule JSON database + manifest); `lncompile build` applies
 every shipped log whose TVM version and target match. Ctrl-C keeps every record measured so far. Only the
@@ -17,6 +18,7 @@ from pathlib import Path
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune.apply import shipped_dir
+from lncompile.tune.migrate import migrate_to_packed_weights
 from lncompile.tune.rerank import rerank
 from lncompile.tune.tasks import prepare
 from lncompile.tune.tuner import tune
@@ -36,7 +38,9 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, metavar="K", help="re-measure each task's K best schedules instead")
     parser.add_argument("--share", type=float, default=1.0,
                         help="tune / re-rank only the heaviest tasks covering this share of the estimated time")
-    parser.add_argument("--threads", type=int, default=2, help="TVM workers for --rerank measurements")
+    parser.add_argument("--migrate", type=int, metavar="K",
+                        help="measure each task's K best schedules again on kernels with pre-packed weights")
+    parser.add_argument("--threads", type=int, default=2, help="TVM workers for --rerank and --migrate measurements")
     args = parser.parse_args()
     preset = get_target(args.target)
     root = args.root or shipped_dir() / preset.name
@@ -45,6 +49,15 @@ def main() -> None:
         problem = prepare(name, imported.graph, preset)
         log_dir = root / name
         print(f"{name}: {len(problem.tasks)} tasks -> {log_dir}", flush=True)
+        if args.migrate:
+            staged = log_dir.with_name(log_dir.name + ".packed")
+            done = migrate_to_packed_weights(problem, log_dir, staged, top_k=args.migrate, threads=args.threads)
+            shutil.rmtree(log_dir)
+            staged.rename(log_dir)
+            print(f"{name}: measured {done.measured} schedules with packed weights on {args.threads} thread(s) "
+                  f"({done.failed} failed, {done.tasks_without_records} tasks without records), estimate "
+                  f"{done.before_ms} -> {done.after_ms} ms", flush=True)
+            continue
         if args.rerank:
             done = rerank(problem, log_dir, top_k=args.rerank, threads=args.threads, share=args.share)
             print(f"{name}: re-measured {done.measured} schedules ({done.failed} failed) on {args.threads} "

@@ -16,6 +16,11 @@ Pass rules (``pass_rules``; see lncompile/passes/_grouping.py ``RULES`` for the 
   no transpose kernel runs (CUDA presets: a chosen default, not yet measured on a GPU -- a few extra MACs on
   small 1x1 convs are cheap there, an extra memory-bound kernel launch per unit is not). Default: grouped.
 
+``prepack_weights`` (x86 presets): every kernel's weights are marked layout-free, so a tuned schedule reads
+them from a copy stored in its own loop order, made at compile time (a kernel's parallel chunk then streams one
+contiguous block instead of a few cache lines from every row). The mark is part of each kernel's hash: logs
+tuned without it are carried over with ``bench/tune_reference.py --migrate`` (lncompile/tune/migrate.py).
+
 User presets: pass a path to a ``.json`` file as the target, or drop files into ``$LNCOMPILE_TARGETS``
 (a directory; default ``~/.config/lncompile/targets``).
 """
@@ -34,7 +39,7 @@ from lncompile.errors import UnknownTargetError, UsageError
 PRESET_DIR = Path(__file__).parent / "presets"
 _REQUIRED = ("name", "description", "arch", "tvm_target")
 _KNOWN = {*_REQUIRED, "host", "device", "cross_compiler", "cross_compiler_options", "layout", "fast_math", "threads",
-          "pass_rules"}
+          "pass_rules", "prepack_weights"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class TargetPreset:
     layout: str = "NCHW"
     fast_math: bool = False  # sigmoid/silu/exp/tanh as vectorizable polynomials (~1e-7 relative error)
     threads: int = 0  # 0: all cores of the running machine
+    # tuned kernels store their weights in the order their schedule reads them, re-laid out at compile time
+    prepack_weights: bool = False
     pass_rules: dict[str, str] = field(default_factory=dict)
     path: str = ""
 
@@ -77,6 +84,7 @@ class TargetPreset:
             "layout": self.layout,
             "fast_math": self.fast_math,
             "threads": self.threads,
+            "prepack_weights": self.prepack_weights,
             "pass_rules": self.pass_rules,
         }
 

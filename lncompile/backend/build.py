@@ -98,7 +98,7 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
         target = tvm_api.make_target(target_json, host_json)
         executable = None
         if logs is not None and logs.usable:
-            fused = tvm_api.fuse_for_target(mod, target)
+            fused = tvm_api.fuse_for_target(mod, target, preset.prepack_weights)
             logs.load(tvm_api.kernel_workload_hashes(fused, target))
             applied, tuned, kernels = tvm_api.apply_database(fused, target, logs.database)
             tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels}

@@ -39,6 +39,23 @@ __all__ = [
 VirtualMachine = relax.VirtualMachine
 
 
+def _tempdir_del_after_full_init(original: Any) -> Any:
+    """TVM's ``TempDirectory.__del__`` assumes ``__init__`` finished. lncompile turns SIGINT/SIGTERM into
+    KeyboardInterrupt wherever it lands (lncompile/interrupts.py); landing inside ``__init__`` left an
+    "Exception ignored ... no attribute 'temp_dir'" traceback at exit. Such an object has nothing to remove."""
+
+    @functools.wraps(original)
+    def __del__(self: Any) -> None:
+        if "temp_dir" in vars(self):
+            original(self)
+
+    return __del__
+
+
+_TempDirectory = importlib.import_module("tvm.support.utils").TempDirectory
+_TempDirectory.__del__ = _tempdir_del_after_full_init(_TempDirectory.__del__)
+
+
 def tvm_version() -> str:
     return str(tvm.__version__)
 
@@ -267,11 +284,19 @@ def _clip_as_min_max(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
     return _rewrite_relax_functions(mod, lambda func: rewrite_call(pattern, rewrite, func))
 
 
-def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """Library dispatch, LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR (as the build does)."""
+def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target, prepack_weights: bool = False) -> tvm.IRModule:
+    """Library dispatch, LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR (as the build does).
+
+    ``prepack_weights``: each kernel's constant arguments (weights, biases) are marked layout-free, so a
+    tuned schedule stores them in the order it reads them (MetaSchedule's RewriteLayout postprocessor) and
+    the build re-lays them out at compile time (:func:`build_fused_executable`). The mark is part of each
+    kernel's structural hash: logs tuned with and without it do not apply to each other.
+    """
     rp = _pipeline_phases(target)
     with target:
         passes = list(rp.library_dispatch_passes(target)) + list(rp.legalize_passes(target))
+        if prepack_weights:
+            passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
         return tvm.transform.Sequential(passes)(mod)
 
 
@@ -396,15 +421,19 @@ def commit_record_with_workload(db: Any, workload: Any, record: Any) -> None:
                                                      decoded.args_info))
 
 
-def top_records(db: Any, mod: tvm.IRModule, k: int) -> list[Any]:
-    """Among a workload's ``k`` fastest distinct schedules, those measured once (not yet re-measured)."""
+def distinct_top_records(db: Any, mod: tvm.IRModule, k: int) -> list[list[Any]]:
+    """A workload's ``k`` fastest distinct schedules: per schedule, its records (fastest first)."""
     if not db.has_workload(mod):
         return []
     seen: dict[str, list[Any]] = {}
     for record in db.get_top_k(db.commit_workload(mod), 1 << 30):
         seen.setdefault(str(record.trace), []).append(record)
-    fastest = list(seen.values())[:k]  # get_top_k is sorted fastest first, and dicts keep insertion order
-    return [records[0] for records in fastest if len(records) == 1]
+    return list(seen.values())[:k]  # get_top_k is sorted fastest first, and dicts keep insertion order
+
+
+def top_records(db: Any, mod: tvm.IRModule, k: int) -> list[Any]:
+    """Among a workload's ``k`` fastest distinct schedules, those measured once (not yet re-measured)."""
+    return [records[0] for records in distinct_top_records(db, mod, k) if len(records) == 1]
 
 
 def _runner_device_type(target: tvm.target.Target) -> str:
@@ -440,6 +469,30 @@ def commit_remeasured(db: Any, record: Any, run_secs: list[float]) -> None:
                                                      record.args_info))
 
 
+def without_layout_free_mark(mod: tvm.IRModule) -> tvm.IRModule:
+    """A one-kernel workload module as it was before :func:`fuse_for_target` marked its layout-free weights."""
+    (gv,) = mod.get_global_vars()
+    func = mod[gv]
+    if func.attrs is None or "layout_free_buffers" not in func.attrs:
+        return mod
+    return tvm.IRModule({gv: func.without_attr("layout_free_buffers")})
+
+
+def with_packed_weights(db: Any, record: Any, mod: tvm.IRModule) -> Any:
+    """``record``'s schedule (tuned on ``mod`` before its weights were marked layout-free) as an unmeasured
+    record of ``mod``, a workload of ``db``: its trace replayed, then RewriteLayout (as tuning ends every
+    candidate) packs the weights in the order the schedule reads them. Raises if the trace does not replay."""
+    from tvm.s_tir import Schedule
+
+    ms = _ms()
+    sch = Schedule(mod)
+    record.trace.apply_to_schedule(sch, remove_postproc=False)
+    if not ms.postproc.RewriteLayout().apply(sch):
+        raise ValueError("RewriteLayout found no layout for the schedule's weights")
+    args = ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+    return ms.database.TuningRecord(sch.trace, db.commit_workload(mod), None, record.target, args)
+
+
 def local_runner(runner_timeout_s: float = 30.0, min_repeat_ms: int = 100) -> Any:
     """MetaSchedule's local runner, measuring as tuning does (3 runs of at least ``min_repeat_ms``)."""
     ms = _ms()
@@ -467,9 +520,18 @@ def apply_database(fused: tvm.IRModule, target: tvm.target.Target, db: Any) -> t
     return applied, len(tuned), len(kernels)
 
 
+def pack_weights_now(applied: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Tuned kernels with layout-free weights start with blocks that re-lay their weights out: split them into
+    functions of their own and, their inputs being constants, evaluate them now (pre-packed weights)."""
+    with target:
+        return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                         relax.transform.FoldConstant()])(applied)
+
+
 def build_fused_executable(fused: tvm.IRModule, target: tvm.target.Target) -> Any:
-    """The rest of the default pipeline (dataflow lowering, finalize) on an already fused module."""
+    """The rest of the default pipeline (weights packed now, dataflow lowering, finalize) on a fused module."""
     rp = _pipeline_phases(target)
+    fused = pack_weights_now(fused, target)
     with target:
         rest = tvm.transform.Sequential(list(rp.dataflow_lower_passes(target)) + list(rp.finalize_passes(target)))
         return tvm.compile(fused, target, relax_pipeline=rest)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..backend import tvm_api
 from ..errors import UsageError
@@ -44,29 +45,14 @@ class RerankOutcome:
     after_ms: float | None
 
 
-def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, share: float = 1.0,
-           builder_timeout_s: float = DEFAULT_BUILDER_TIMEOUT_S, show_progress: bool = True) -> RerankOutcome:
-    """Re-measure the ``top_k`` best schedules of the tasks of ``problem`` in ``log_dir`` on ``threads``.
-
-    ``share`` < 1 limits it to the heaviest tasks covering that share of the estimated time. A schedule
-    re-measured before (its trace recorded twice) is not measured again, so a second run with a larger
-    ``top_k`` measures only the schedules the first one did not reach.
-    """
+def measure_into(db: Any, records: list[Any], problem: TuningProblem, *, threads: int, builder_timeout_s: float,
+                 desc: str, show_progress: bool = True) -> tuple[int, int]:
+    """Build and run each record's schedule on ``threads`` TVM workers and commit it to ``db`` with the new
+    run times; returns (measured, failed)."""
     from tqdm import tqdm
 
-    if top_k < 1 or threads < 1:
-        raise UsageError("--rerank and --threads must be positive")
-    if not logdb.has_database(log_dir):
-        raise UsageError(f"{log_dir} holds no tuning log to re-rank; tune first")
-    existing = prepare_log_dir(log_dir, problem)
-    db = tvm_api.json_database(str(log_dir))
-    before = measured_task_rows(problem, db)
-    tasks = heaviest_tasks(problem, before, share) if share < 1 else problem.tasks
-    records = [r for task in tasks for r in tvm_api.top_records(db, tvm_api.task_workload_module(task), top_k)]
-    started = time.monotonic()
     measured = failed = 0
-    bar = tqdm(total=len(records), unit="schedule", desc=f"re-ranking {problem.name}", disable=not show_progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(records), unit="schedule", desc=desc, disable=not show_progress, dynamic_ncols=True)
     try:
         # Build workers start a fresh process (importing TVM) per build call: build in large batches.
         with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(threads, force=True):
@@ -84,6 +70,29 @@ def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, s
                 bar.update(len(batch))
     finally:
         bar.close()
+    return measured, failed
+
+
+def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, share: float = 1.0,
+           builder_timeout_s: float = DEFAULT_BUILDER_TIMEOUT_S, show_progress: bool = True) -> RerankOutcome:
+    """Re-measure the ``top_k`` best schedules of the tasks of ``problem`` in ``log_dir`` on ``threads``.
+
+    ``share`` < 1 limits it to the heaviest tasks covering that share of the estimated time. A schedule
+    re-measured before (its trace recorded twice) is not measured again, so a second run with a larger
+    ``top_k`` measures only the schedules the first one did not reach.
+    """
+    if top_k < 1 or threads < 1:
+        raise UsageError("--rerank and --threads must be positive")
+    if not logdb.has_database(log_dir):
+        raise UsageError(f"{log_dir} holds no tuning log to re-rank; tune first")
+    existing = prepare_log_dir(log_dir, problem)
+    db = tvm_api.json_database(str(log_dir))
+    before = measured_task_rows(problem, db)
+    tasks = heaviest_tasks(problem, before, share) if share < 1 else problem.tasks
+    records = [r for task in tasks for r in tvm_api.top_records(db, tvm_api.task_workload_module(task), top_k)]
+    started = time.monotonic()
+    measured, failed = measure_into(db, records, problem, threads=threads, builder_timeout_s=builder_timeout_s,
+                                    desc=f"re-ranking {problem.name}", show_progress=show_progress)
     wall = time.monotonic() - started
     rows = measured_task_rows(problem, db)  # the database holds what was just committed
     update_manifest(log_dir, existing, problem, rows, 0, wall, None,
