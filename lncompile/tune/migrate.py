@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..backend import tvm_api
 from ..errors import UsageError
@@ -34,6 +35,11 @@ class MigrateOutcome:
     tasks_without_records: int  # tasks the new log has no record for
     before_ms: float | None  # the old log's estimate (sum of weight x best) and the new one's
     after_ms: float | None
+
+
+def _unmarked_workload(task: Any) -> Any:
+    """The workload an old log filed ``task``'s records under (before its weights were marked layout-free)."""
+    return tvm_api.without_layout_free_mark(tvm_api.task_workload_module(task))
 
 
 def migrate_to_packed_weights(problem: TuningProblem, old_dir: Path, new_dir: Path, *, top_k: int = 8,
@@ -60,13 +66,11 @@ def migrate_to_packed_weights(problem: TuningProblem, old_dir: Path, new_dir: Pa
         with quiet_metaschedule():
             old = tvm_api.json_database(str(old_dir))
             new = tvm_api.json_database(str(staging))
-            carried, unreplayable, before = [], 0, problem.task_rows()
-            for task, row in zip(problem.tasks, before, strict=True):
+            before = measured_task_rows(problem, old, workload=_unmarked_workload)
+            carried, unreplayable = [], 0
+            for task in problem.tasks:
                 marked = tvm_api.task_workload_module(task)
-                plain = tvm_api.without_layout_free_mark(marked)
-                best, _ = tvm_api.best_record_seconds(old, plain)
-                row["best_ms"] = None if best is None else best * 1e3
-                for records in tvm_api.distinct_top_records(old, plain, top_k):
+                for records in tvm_api.distinct_top_records(old, tvm_api.without_layout_free_mark(marked), top_k):
                     try:
                         carried.append(tvm_api.with_packed_weights(new, records[0], marked))
                     except Exception:  # TVM's own error types: a schedule that no longer replays is dropped

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,10 +163,12 @@ def prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | N
     return existing
 
 
-def measured_task_rows(problem: TuningProblem, db: Any) -> list[dict[str, Any]]:
+def measured_task_rows(problem: TuningProblem, db: Any,
+                       workload: Callable[[Any], Any] = tvm_api.task_workload_module) -> list[dict[str, Any]]:
+    """The task rows with each task's best time in ``db``, looked up under ``workload(task)``."""
     rows = problem.task_rows()
     for row, task in zip(rows, problem.tasks, strict=True):
-        best, count = tvm_api.best_record_seconds(db, tvm_api.task_workload_module(task))
+        best, count = tvm_api.best_record_seconds(db, workload(task))
         row["best_ms"] = None if best is None else round(best * 1e3, 6)
         row["records"] = count
     return rows
