@@ -3,6 +3,7 @@
     python bench/tune_reference.py [--target x86] [--models a,b] [--trials-per-task 32] [--time-budget MIN]
     python bench/tune_reference.py --rerank 12 [--threads 2] [--share 0.8]   # re-measure, no search
     python bench/tune_reference.py --migrate 8 [--threads 2]  # logs from before pre-packed weights: measure again
+    python bench/tune_reference.py --in-situ 6 [--threads 2]  # per kernel, the schedule fastest inside the model
 
 Each model gets its own log directory (a MetaSchedule JSON database + manifest); `lncompile build` applies
 every shipped log whose TVM version and target match. Ctrl-C keeps every record measured so far. Only the
@@ -18,6 +19,7 @@ from pathlib import Path
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune.apply import shipped_dir
+from lncompile.tune.in_situ import select_in_situ
 from lncompile.tune.migrate import migrate_to_packed_weights
 from lncompile.tune.rerank import rerank
 from lncompile.tune.tasks import prepare
@@ -40,7 +42,10 @@ def main() -> None:
                         help="tune / re-rank only the heaviest tasks covering this share of the estimated time")
     parser.add_argument("--migrate", type=int, metavar="K",
                         help="measure each task's K best schedules again on kernels with pre-packed weights")
-    parser.add_argument("--threads", type=int, default=2, help="TVM workers for --rerank and --migrate measurements")
+    parser.add_argument("--in-situ", type=int, metavar="K",
+                        help="choose per kernel among its K best schedules by timing them inside the model")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="TVM workers for --rerank, --migrate and --in-situ measurements")
     args = parser.parse_args()
     preset = get_target(args.target)
     root = args.root or shipped_dir() / preset.name
@@ -49,6 +54,12 @@ def main() -> None:
         problem = prepare(name, imported.graph, preset)
         log_dir = root / name
         print(f"{name}: {len(problem.tasks)} tasks -> {log_dir}", flush=True)
+        if args.in_situ:
+            done = select_in_situ(problem, imported, log_dir, top_k=args.in_situ, threads=args.threads)
+            print(f"{name}: {done.changed} of {done.kernels} kernels chose another schedule; latency "
+                  f"{done.baseline_ms:.3f} -> {done.chosen_ms:.3f} ms side by side; "
+                  f"{'written' if done.written else 'not written'}; {done.wall_seconds:.0f} s", flush=True)
+            continue
         if args.migrate:
             staged = log_dir.with_name(log_dir.name + ".packed")
             done = migrate_to_packed_weights(problem, log_dir, staged, top_k=args.migrate, threads=args.threads)

@@ -86,6 +86,18 @@ class CompiledModel:
             outs = [tvm_api.to_numpy(r) for r in results]
         return outs[0] if len(outs) == 1 else outs
 
+    def kernel_calls(self, *arrays: np.ndarray) -> list[tuple[str, Any, tuple[Any, ...]]]:
+        """The kernel calls one inference on ``arrays`` makes (see :func:`tvm_api.kernel_calls`), for
+        timing each kernel inside the model. Their tensors are this model's buffers: replay them while
+        the model is not running."""
+        from .backend import tvm_api
+
+        checked = self._check(arrays)
+        with self._lock:
+            for tensor, array in zip(self._input_tensors, checked, strict=True):
+                tensor.copyfrom(array)
+            return tvm_api.kernel_calls(self._vm, self._input_tensors)
+
     def time_evaluator(self, number: int = 10, repeat: int = 1) -> Any:
         """TVM's own timer around ``main`` (no Python overhead), for benchmarks."""
         return self._vm.time_evaluator("main", self._device, number=number, repeat=repeat)

@@ -462,6 +462,29 @@ def remeasure_records(records: list[Any], target: tvm.target.Target, builder: An
     return seconds
 
 
+def compile_schedules(records: list[tuple[Any, Any]], target: tvm.target.Target, builder: Any) -> list[Any]:
+    """Each (workload line, record body) schedule compiled alone, as MetaSchedule builds a candidate: per
+    record the kernel's callable (arguments as the record's ``args_info`` says), or None if it failed."""
+    ms = _ms()
+    candidates: list[Any] = []
+    for workload, body in records:
+        try:
+            record = ms.database.TuningRecord.from_json(body, ms.database.Workload.from_json(workload))
+            candidates.append(record.as_measure_candidate())
+        except Exception:  # TVM's own error types: a schedule that no longer replays
+            candidates.append(None)
+    ok = [i for i, c in enumerate(candidates) if c is not None]
+    built = builder.build([ms.builder.BuilderInput(candidates[i].sch.mod, target) for i in ok])
+    kernels: list[Any] = [None] * len(records)
+    for i, result in zip(ok, built, strict=True):
+        if result.error_msg is None:
+            module = tvm.runtime.load_module(result.artifact_path)  # stays mapped once its file is gone
+            kernels[i] = module[module.entry_name]
+        if result.artifact_path:
+            shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
+    return kernels
+
+
 def commit_remeasured(db: Any, record: Any, run_secs: list[float]) -> None:
     """Add a record of ``record``'s schedule with new run times (the old one stays: a log only grows)."""
     ms = _ms()
@@ -535,6 +558,25 @@ def build_fused_executable(fused: tvm.IRModule, target: tvm.target.Target) -> An
     with target:
         rest = tvm.transform.Sequential(list(rp.dataflow_lower_passes(target)) + list(rp.finalize_passes(target)))
         return tvm.compile(fused, target, relax_pipeline=rest)
+
+
+def kernel_calls(vm: Any, args: list[Any]) -> list[tuple[str, Any, tuple[Any, ...]]]:
+    """Run ``main`` once and record each kernel call it makes: (function name, function, argument tensors),
+    in call order, the VM's own builtins (allocation, shape checks) left out. Calling them again in order
+    replays the model's kernels on the same buffers, each timed where the model runs it."""
+    calls: list[tuple[str, Any, tuple[Any, ...]]] = []
+
+    def record(func: Any, symbol: str, before: bool, _ret: Any, *call_args: Any) -> int:
+        if before and not str(symbol).startswith("vm.builtin."):
+            calls.append((str(symbol), func, call_args))
+        return 0  # VMInstrumentReturnKind.NO_OP: run the call
+
+    vm.set_instrument(record)
+    try:
+        vm["main"](*args)
+    finally:
+        vm.set_instrument(None)
+    return calls
 
 
 def set_runtime_threads(n: int) -> None:

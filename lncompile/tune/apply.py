@@ -22,7 +22,8 @@ class SelectedLogs:
     usable: list[tuple[Path, bool]] = field(default_factory=list)  # (log directory, shipped?) that fit this build
     not_applied: list[dict[str, str]] = field(default_factory=list)  # shipped logs that did not fit: {"path", "why"}
     database: Any = None  # after load(): a MetaSchedule MemoryDatabase holding every applied record
-    # after load(): {"path", "shipped", "workloads", "records" (valid ones of them), "best_records" (applied)}
+    # after load(): {"path", "shipped", "workloads", "records" (valid ones of them), "best_records" (applied),
+    # "in_situ_records" (of those, chosen by in-situ timing rather than as the fastest)}
     logs: list[dict[str, Any]] = field(default_factory=list)
 
     def load(self, wanted: set[str]) -> None:
@@ -31,9 +32,9 @@ class SelectedLogs:
 
         self.database = tvm_api.memory_database()
         counts = logdb.load_into(self.database, [directory for directory, _ in self.usable], wanted)
-        for (directory, shipped), (workloads, records, best) in zip(self.usable, counts, strict=True):
+        for (directory, shipped), (workloads, records, best, in_situ) in zip(self.usable, counts, strict=True):
             self.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads,
-                              "records": records, "best_records": best})
+                              "records": records, "best_records": best, "in_situ_records": in_situ})
 
 
 def shipped_dir() -> Path:

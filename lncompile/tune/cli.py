@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import LncompileError, UsageError
+from . import logdb
 
 
 def default_log_dir(name: str, target: str) -> Path:
@@ -56,30 +57,47 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
     @click.option("--rerank", type=int, metavar="K",
                   help="Instead of searching, re-measure the K best schedules of every task in the log with "
                        "--threads TVM workers (e.g. a log tuned on 1 thread, deployed on 2).")
-    @click.option("--threads", type=int, help="TVM workers for --rerank measurements (default: the target's cores).")
+    @click.option("--in-situ", "in_situ", type=int, metavar="K",
+                  help="Instead of searching, choose per kernel which of its K fastest schedules in the log the "
+                       "build applies, by timing them inside the model (builds it twice and each schedule alone; "
+                       "writes in_situ.json into the log if the choices run faster).")
+    @click.option("--threads", type=int,
+                  help="TVM workers for --rerank and --in-situ measurements (default: the target's cores).")
     @click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
                   help="Resume (or re-rank) only the heaviest tasks of the log, covering this share of its estimate.")
     @model_options
     def tune(model: str, target: str, trials: int | None, trials_per_task: int, trials_per_iter: int,
              time_budget: float | None, log_dir: Path | None, no_passes: bool, builder_timeout: float, quick: bool,
-             rpc: str | None, key: str | None, rerank: int | None, threads: int | None, share: float,
-             **model_opts: Any) -> None:
+             rpc: str | None, key: str | None, rerank: int | None, in_situ: int | None, threads: int | None,
+             share: float, **model_opts: Any) -> None:
         """Tune MODEL's kernels for TARGET with MetaSchedule; `lncompile build --tuning-log DIR` applies the result."""
         from ..targets import get as get_target
         from .tasks import prepare, tuning_target_json
         from .tuner import tune as run_tuning
 
         preset = get_target(target)
-        if rerank is not None and rpc is not None:
-            raise UsageError("--rerank measures on this machine; it cannot be combined with --rpc")
-        if threads is not None and rerank is None:
-            raise UsageError("--threads goes with --rerank (tuning measures on the target's cores)")
+        if rerank is not None and in_situ is not None:
+            raise UsageError("--rerank and --in-situ are separate steps: run one, then the other")
+        if (rerank is not None or in_situ is not None) and rpc is not None:
+            raise UsageError("--rerank and --in-situ measure on this machine; they cannot be combined with --rpc")
+        if threads is not None and rerank is None and in_situ is None:
+            raise UsageError("--threads goes with --rerank or --in-situ (tuning measures on the target's cores)")
         runner, builder = _remote(rpc, key, preset, builder_timeout)
         imported = import_model(model, **model_opts)
         problem = prepare(imported.name, imported.graph, preset, passes=not no_passes, remote=runner is not None)
         log_dir = log_dir or default_log_dir(imported.name, target)
         click.echo(f"{imported.name}: {len(problem.tasks)} tasks for {preset.name} "
                    f"({problem.target_json.get('mcpu', problem.target_json['kind'])}); log {log_dir}", err=True)
+        if in_situ is not None:
+            from .in_situ import select_in_situ
+
+            chosen = select_in_situ(problem, imported, log_dir, top_k=in_situ, threads=threads or 0)
+            verdict = (f"wrote {log_dir / logdb.IN_SITU}" if chosen.written
+                       else "kept the fastest records (the choices were not faster)")
+            click.echo(f"in-situ: {chosen.changed} of {chosen.kernels} kernels chose another schedule; "
+                       f"latency {chosen.baseline_ms:.3f} -> {chosen.chosen_ms:.3f} ms (side by side); {verdict}; "
+                       f"{chosen.wall_seconds:.0f} s")
+            return
         if rerank is not None:
             from .rerank import rerank as run_rerank
 

@@ -6,7 +6,10 @@ A log directory holds
 - ``database_tuning_record.json``: one measured schedule per line, ``[workload_line_index, [trace, run_secs,
   target, args_info]]``, appended as tuning measures them;
 - ``manifest.json``: TVM / tvm-ffi / LLVM versions, the target JSON, and per model the IR hash, trials, wall
-  time and per-task best latency.
+  time and per-task best latency;
+- ``in_situ.json`` (optional, :mod:`lncompile.tune.in_situ`): per workload, the schedule that ran fastest
+  inside the model among its fastest few; a build applies it instead of the fastest record while the
+  workload's fastest record is still one of those few.
 
 Records are filed under the workload's structural hash, so one directory can serve every model whose fused
 kernels have the same shapes. A record is only meaningful for the TVM version and target that measured it:
@@ -16,6 +19,7 @@ a warning, never fatal.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +32,8 @@ from ..fileio import write_json_atomic, write_text_atomic
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 MANIFEST = "manifest.json"
+IN_SITU = "in_situ.json"
+IN_SITU_FORMAT = "lncompile-in-situ/1"
 FORMAT = "lncompile-tuning-log/1"
 
 
@@ -158,8 +164,66 @@ def mean_run_secs(body: Any) -> float | None:
     return mean if 0 <= mean < MAX_RUN_SECS else None
 
 
-def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) -> list[tuple[int, int, int]]:
-    """Commit into ``db``, per workload, the fastest valid record found in any of ``directories``.
+def schedule_id(body: Any) -> str:
+    """A short name for a record body's schedule (its trace), the same in every log that holds it."""
+    trace = json.dumps(body[0], separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(trace.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class InSituChoice:
+    chosen: str  # schedule_id of the schedule that ran fastest inside the model
+    candidates: frozenset[str]  # schedule_ids of the schedules it was compared with
+
+
+def read_in_situ(directory: Path) -> dict[str, InSituChoice]:
+    """The in-situ choices of a log directory by workload hash ({} without ``in_situ.json``). A file that
+    cannot be read is ignored with a warning: its kernels get their fastest records, as without it."""
+    path = directory / IN_SITU
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != IN_SITU_FORMAT:
+            raise ValueError(f"not a {IN_SITU_FORMAT} file")
+        choices = {}
+        for workload, kernel in data["kernels"].items():
+            candidates = kernel["candidates"]
+            if not (isinstance(kernel["chosen"], str) and isinstance(candidates, list)
+                    and all(isinstance(c, str) for c in candidates) and kernel["chosen"] in candidates):
+                raise ValueError(f"bad entry for workload {str(workload)[:16]}")
+            choices[str(workload)] = InSituChoice(kernel["chosen"], frozenset(candidates))
+        return choices
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        why = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+        warnings.warn(f"tuning log {directory}: ignored {IN_SITU} ({why}); its kernels get their fastest records",
+                      TuningLogWarning, stacklevel=2)
+        return {}
+
+
+Ranked = tuple[float, int, Any, Any]  # (mean seconds, log number, workload line, record body)
+
+
+def _in_situ_pick(workload: str, ordered: list[Ranked], choices: list[dict[str, InSituChoice]]) -> Ranked | None:
+    """The record an in-situ choice names, if one applies: the workload's fastest record must be among the
+    schedules that choice compared (a faster schedule tuned since then makes the choice stale)."""
+    fastest: str | None = None
+    for n, log_choices in enumerate(choices):
+        choice = log_choices.get(workload)
+        if choice is None:
+            continue
+        fastest = fastest or schedule_id(ordered[0][3])
+        if fastest not in choice.candidates:
+            continue
+        for entry in ordered:
+            if entry[1] == n and schedule_id(entry[3]) == choice.chosen:
+                return entry
+    return None
+
+
+def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) -> list[tuple[int, int, int, int]]:
+    """Commit into ``db``, per workload, the record a build applies: the fastest valid one found in any of
+    ``directories``, or the one an ``in_situ.json`` of theirs chose (see :func:`_in_situ_pick`).
 
     A build applies only each workload's best record, so the rest are not decoded: decoding a record parses its
     schedule trace (~4 ms each), and the shipped logs hold thousands, which every build would pay for. A best
@@ -167,12 +231,14 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) 
     logs are ranked together, not one after another: a kernel that two models share has one hash in both
     logs, and the record applied must be committed with its own log's copy of the kernel
     (:func:`tvm_api.commit_record_with_workload`). ``wanted`` limits loading to these workload hashes (see
-    :func:`parse_log`). Returns per directory (workloads it holds, their valid records, best records applied).
+    :func:`parse_log`). Returns per directory (workloads it holds, their valid records, records applied, of
+    which chosen in situ).
     """
     from ..backend import tvm_api
 
     parsed_logs = [parse_log(directory, wanted) for directory in directories]
-    ranked: dict[str, list[tuple[float, int, Any, Any]]] = {}  # hash -> (seconds, log, workload line, record)
+    choices = [read_in_situ(directory) for directory in directories]
+    ranked: dict[str, list[Ranked]] = {}
     valid = [0] * len(directories)
     for n, parsed in enumerate(parsed_logs):
         for index, body in parsed.records:
@@ -181,19 +247,25 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) 
                 workload = parsed.workloads[index]
                 ranked.setdefault(str(workload[0]), []).append((mean, n, workload, body))
                 valid[n] += 1
-    applied = [0] * len(directories)
-    for candidates in ranked.values():
-        for _, n, workload, body in sorted(candidates, key=lambda c: c[0]):
+    applied, in_situ = [0] * len(directories), [0] * len(directories)
+    for workload_hash, candidates in ranked.items():
+        ordered = sorted(candidates, key=lambda c: c[0])
+        picked = _in_situ_pick(workload_hash, ordered, choices)
+        if picked is not None:
+            ordered = [picked] + [entry for entry in ordered if entry is not picked]
+        for entry in ordered:
+            _, n, workload, body = entry
             try:
                 tvm_api.commit_record_with_workload(db, workload, body)
                 applied[n] += 1
+                in_situ[n] += entry is picked
                 break
             except Exception as e:  # a decodable line TVM rejects: same treatment as bad JSON
                 parsed_logs[n].skipped.append(f"{RECORDS} record for workload {str(workload[0])[:16]} "
                                               f"({type(e).__name__})")
     for parsed, directory in zip(parsed_logs, directories, strict=True):
         parsed.warn(directory)
-    return [(len(parsed.workloads), valid[n], applied[n]) for n, parsed in enumerate(parsed_logs)]
+    return [(len(parsed.workloads), valid[n], applied[n], in_situ[n]) for n, parsed in enumerate(parsed_logs)]
 
 
 def count_records(directory: Path) -> int:

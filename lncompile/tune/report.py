@@ -14,9 +14,11 @@ def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
         kind = "shipped tuning log" if all(log["shipped"] for log in logs) else "tuning log"
         paths = ", ".join(log["path"] for log in logs)
         records = sum(log["records"] for log in logs)
+        in_situ = sum(log.get("in_situ_records", 0) for log in logs)
         if tuning["kernels_tuned"]:
             lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
-                         f"{tuning['kernels']} kernels (tasks) tuned")
+                         f"{tuning['kernels']} kernels (tasks) tuned"
+                         + (f", {in_situ} with the schedule chosen in situ" if in_situ else ""))
         else:
             lines.append(f"{kind} {paths}: no record for any of the {tuning['kernels']} kernels of this model, "
                          f"built with default schedules (`lncompile tune` makes a log for it)")

@@ -26,20 +26,11 @@ from lncompile.tune import logdb
 from lncompile.tune.migrate import migrate_to_packed_weights
 from lncompile.tune.tasks import prepare
 from tests.conftest import relative_error
+from tests.tune.models import export_conv_and_classifier
 
 pytestmark = pytest.mark.slow
 
 TUNE_ARGS = ["--trials-per-task", "2", "--trials-per-iter", "2", "--quick", "--builder-timeout", "240"]
-
-
-class ConvAndClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.fc = nn.Linear(16, 40)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 
 
 def _x() -> np.ndarray:
@@ -48,12 +39,7 @@ def _x() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
-    torch.manual_seed(0)
-    module = ConvAndClassifier().eval()
-    path = tmp_path_factory.mktemp("model") / "convfc.onnx"
-    torch.onnx.export(module, (torch.randn(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
-                      input_names=["x"])
-    return path, module
+    return export_conv_and_classifier(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_loading_a_log_decodes_only_each_workloads_best_record(tuned: Path, tmp_
     (log_dir / logdb.RECORDS).write_text("\n".join([*lines, json.dumps(failed)]) + "\n")
     workloads = (log_dir / logdb.WORKLOADS).read_text().splitlines()
     db = tvm_api.memory_database()
-    assert logdb.load_into(db, [log_dir]) == [(3, 6, 3)]  # 3 workloads, 6 valid records, 3 applied
+    assert logdb.load_into(db, [log_dir]) == [(3, 6, 3, 0)]  # 3 workloads, 6 valid records, 3 applied
     assert logdb.load_into(tvm_api.memory_database(), [log_dir], wanted={json.loads(workloads[0])[0]})[0][:2] == (1, 2)
     best = {}
     for line in lines:
@@ -182,7 +182,7 @@ def test_bench_json_shape(tmp_path: Path) -> None:
         assert report["ratios"][f"lncompile/{engine}"] == pytest.approx(expected, rel=1e-2)
 
 
-def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings() -> None:
+def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings(tmp_path: Path) -> None:
     """efficientnet_b0 and mnasnet_a1 share kernels (one hash) whose blocks carry each model's own variable
     names; each record must be replayed on its own log's module, so neither log's records are 'corrupt'."""
     import warnings
@@ -190,7 +190,12 @@ def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings
     from lncompile.backend import tvm_api
     from lncompile.tune.apply import shipped_dir
 
-    logs = [shipped_dir() / "x86" / name for name in ("efficientnet_b0", "mnasnet_a1")]
+    logs = []
+    for name in ("efficientnet_b0", "mnasnet_a1"):  # their databases only: no in-situ choice (tested apart)
+        (tmp_path / name).mkdir()
+        for file in (logdb.WORKLOADS, logdb.RECORDS, logdb.MANIFEST):
+            shutil.copy(shipped_dir() / "x86" / name / file, tmp_path / name / file)
+        logs.append(tmp_path / name)
     best: list[dict[str, float]] = []
     modules: dict[str, Any] = {}
     for log in logs:
@@ -209,7 +214,7 @@ def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         counts = logdb.load_into(db, logs, wanted=set(shared))
-    assert sum(applied for _, _, applied in counts) == len(shared)
+    assert sum(applied for _, _, applied, _ in counts) == len(shared)
     for key in shared:
         seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(modules[key]))
         assert seconds == pytest.approx(min(best[0][key], best[1][key]))
