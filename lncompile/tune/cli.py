@@ -93,7 +93,7 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
 
             chosen = select_in_situ(problem, imported, log_dir, top_k=in_situ, threads=threads or 0)
             verdict = (f"wrote {log_dir / logdb.IN_SITU}" if chosen.written
-                       else "kept the fastest records (the choices were not faster)")
+                       else f"{logdb.IN_SITU} left as it was (the choices were not faster)")
             click.echo(f"in-situ: {chosen.changed} of {chosen.kernels} kernels chose another schedule; "
                        f"latency {chosen.baseline_ms:.3f} -> {chosen.chosen_ms:.3f} ms (side by side); {verdict}; "
                        f"{chosen.wall_seconds:.0f} s")
