@@ -74,13 +74,17 @@ class CompiledModel:
             checked.append(np.ascontiguousarray(array))
         return checked
 
+    def _load_inputs(self, checked: list[np.ndarray]) -> None:
+        """Copy checked arrays into the input tensors (hold ``_lock``)."""
+        for tensor, array in zip(self._input_tensors, checked, strict=True):
+            tensor.copyfrom(array)
+
     def __call__(self, *arrays: np.ndarray) -> np.ndarray | list[np.ndarray]:
         from .backend import tvm_api
 
         checked = self._check(arrays)
         with self._lock:
-            for tensor, array in zip(self._input_tensors, checked, strict=True):
-                tensor.copyfrom(array)
+            self._load_inputs(checked)
             result = self._main(*self._input_tensors)
             results = [result[i] for i in range(len(result))] if len(self.outputs) > 1 else [result]
             outs = [tvm_api.to_numpy(r) for r in results]
@@ -94,8 +98,7 @@ class CompiledModel:
 
         checked = self._check(arrays)
         with self._lock:
-            for tensor, array in zip(self._input_tensors, checked, strict=True):
-                tensor.copyfrom(array)
+            self._load_inputs(checked)
             return tvm_api.kernel_calls(self._vm, self._input_tensors)
 
     def time_evaluator(self, number: int = 10, repeat: int = 1) -> Any:

@@ -406,6 +406,13 @@ def workload_module_json(workload: Any) -> tvm.IRModule:
     return _ms().database.Workload.from_json(workload).mod
 
 
+def _decode_record(workload: Any, body: Any) -> Any:
+    """A parsed record body as a TuningRecord of the parsed workload line ``[hash, module]`` it was filed under
+    (its trace replayed on that module; raises if it does not replay)."""
+    ms = _ms()
+    return ms.database.TuningRecord.from_json(body, ms.database.Workload.from_json(workload))
+
+
 def commit_record_with_workload(db: Any, workload: Any, record: Any) -> None:
     """Commit a parsed record together with the workload line ``[hash, module]`` of the log it was measured in.
 
@@ -415,7 +422,7 @@ def commit_record_with_workload(db: Any, workload: Any, record: Any) -> None:
     structure. Raises if the record does not replay (the caller tries the next best).
     """
     ms = _ms()
-    decoded = ms.database.TuningRecord.from_json(record, ms.database.Workload.from_json(workload))
+    decoded = _decode_record(workload, record)
     committed = db.commit_workload(decoded.workload.mod)
     db.commit_tuning_record(ms.database.TuningRecord(decoded.trace, committed, decoded.run_secs, decoded.target,
                                                      decoded.args_info))
@@ -446,42 +453,48 @@ def remeasure_records(records: list[Any], target: tvm.target.Target, builder: An
     """Build and run each record's schedule again; per record its run seconds, or None if it failed."""
     ms = _ms()
     candidates = [record.as_measure_candidate() for record in records]
-    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
-    device_type = _runner_device_type(target)
-    ok = [i for i, b in enumerate(built) if b.error_msg is None]
-    futures = runner.run([ms.runner.RunnerInput(built[i].artifact_path, device_type, candidates[i].args_info)
-                          for i in ok])
     seconds: list[list[float] | None] = [None] * len(records)
-    for i, future in zip(ok, futures, strict=True):
-        result = future.result()
-        if result.error_msg is None and result.run_secs:
-            seconds[i] = [float(s) for s in result.run_secs]
-    for b in built:
-        if b.artifact_path:
-            shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
+    with _built_candidates(candidates, target, builder) as built:
+        device_type = _runner_device_type(target)
+        ok = [i for i, b in enumerate(built) if b.error_msg is None]
+        futures = runner.run([ms.runner.RunnerInput(built[i].artifact_path, device_type, candidates[i].args_info)
+                              for i in ok])
+        for i, future in zip(ok, futures, strict=True):
+            result = future.result()
+            if result.error_msg is None and result.run_secs:
+                seconds[i] = [float(s) for s in result.run_secs]
     return seconds
+
+
+@contextlib.contextmanager
+def _built_candidates(candidates: list[Any], target: tvm.target.Target, builder: Any) -> Iterator[list[Any]]:
+    """MetaSchedule's builder results for ``candidates``; their artifact directories are removed on exit."""
+    ms = _ms()
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
+    try:
+        yield built
+    finally:
+        for result in built:
+            if result.artifact_path:
+                shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
 
 
 def compile_schedules(records: list[tuple[Any, Any]], target: tvm.target.Target, builder: Any) -> list[Any]:
     """Each (workload line, record body) schedule compiled alone, as MetaSchedule builds a candidate: per
     record the kernel's callable (arguments as the record's ``args_info`` says), or None if it failed."""
-    ms = _ms()
     candidates: list[Any] = []
     for workload, body in records:
         try:
-            record = ms.database.TuningRecord.from_json(body, ms.database.Workload.from_json(workload))
-            candidates.append(record.as_measure_candidate())
+            candidates.append(_decode_record(workload, body).as_measure_candidate())
         except Exception:  # TVM's own error types: a schedule that no longer replays
             candidates.append(None)
     ok = [i for i, c in enumerate(candidates) if c is not None]
-    built = builder.build([ms.builder.BuilderInput(candidates[i].sch.mod, target) for i in ok])
     kernels: list[Any] = [None] * len(records)
-    for i, result in zip(ok, built, strict=True):
-        if result.error_msg is None:
-            module = tvm.runtime.load_module(result.artifact_path)  # stays mapped once its file is gone
-            kernels[i] = module[module.entry_name]
-        if result.artifact_path:
-            shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
+    with _built_candidates([candidates[i] for i in ok], target, builder) as built:
+        for i, result in zip(ok, built, strict=True):
+            if result.error_msg is None:
+                module = tvm.runtime.load_module(result.artifact_path)  # stays mapped once its file is gone
+                kernels[i] = module[module.entry_name]
     return kernels
 
 

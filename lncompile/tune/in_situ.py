@@ -79,13 +79,12 @@ def write_single_schedule_log(source: Path, parsed: logdb.ParsedLog, destination
     return destination
 
 
-def kernel_workloads(names: list[str], problem: TuningProblem) -> list[str | None]:
+def kernel_workloads(names: list[str], workload_of_task: dict[str, str]) -> list[str | None]:
     """The workload hash of each called kernel (None for kernels that are not tuning tasks: layout copies).
 
     The build renames a kernel whose weights it pre-packs to ``<task>_prepacked`` (TVM's
     SplitLayoutRewritePreproc); the task keeps the name it had when it was extracted."""
-    by_name = {row["name"]: row["workload_hash"] for row in problem.task_rows()}
-    return [by_name.get(name, by_name.get(name.removesuffix("_prepacked"))) for name in names]
+    return [workload_of_task.get(name, workload_of_task.get(name.removesuffix("_prepacked"))) for name in names]
 
 
 Trial = tuple[Any, dict[int, tuple[Any, ...]]]  # a candidate kernel, and its arguments at each call position
@@ -154,7 +153,10 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
     logdb.check_compatible(log_dir, problem.target_json)
     started = time.monotonic()
     tvm_api.set_runtime_threads(threads or problem.preset.threads or tvm_api.physical_cores())
-    parsed = logdb.parse_log(log_dir, {row["workload_hash"] for row in problem.task_rows()})
+    # each task's workload hash is a structural hash of its kernel: computed once
+    workload_of_task = {row["name"]: row["workload_hash"] for row in problem.task_rows()}
+    task_of_workload = {h: name for name, h in workload_of_task.items()}
+    parsed = logdb.parse_log(log_dir, set(workload_of_task.values()))
     ranked = ranked_schedules(parsed, top_k)
     if all(len(bodies) < 2 for bodies in ranked.values()):
         raise UsageError(f"{log_dir} holds one schedule per kernel of {problem.name}: nothing to choose from")
@@ -172,7 +174,7 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
 
             baseline = build("fastest", {h: bodies[0] for h, bodies in ranked.items()})
             calls = baseline.kernel_calls(*x)
-            workloads = kernel_workloads([name for name, _, _ in calls], problem)
+            workloads = kernel_workloads([name for name, _, _ in calls], workload_of_task)
             positions = {h: [i for i, w in enumerate(workloads) if w == h] for h in ranked}
             compared = [(h, j) for h, bodies in ranked.items() if len(bodies) > 1 and positions[h]
                         for j in range(len(bodies))]
@@ -182,15 +184,13 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
                                                     tvm_api.ms_local_builder(None, builder_timeout_s, None))
             bar.update()
             rng, device = np.random.default_rng(0), tvm_api.cpu_device()
-            trials: list[Trial] = []
-            for (h, j), kernel in zip(compared, kernels, strict=True):
-                if kernel is not None:
-                    info = ranked[h][j][3]
-                    trials.append((kernel, {i: trial_arguments(calls[i][2], info, device, rng) for i in positions[h]}))
-            timed = dict(zip([c for c, k in zip(compared, kernels, strict=True) if k is not None],
-                             swap_times(calls, trials, blocks, replays, bar.update), strict=True))
-            del calls, trials  # the model's buffers
-            task_names = {row["workload_hash"]: row["name"] for row in problem.task_rows()}
+            compiled = [(hj, kernel) for hj, kernel in zip(compared, kernels, strict=True) if kernel is not None]
+            trials: list[Trial] = [
+                (kernel, {i: trial_arguments(calls[i][2], ranked[h][j][3], device, rng) for i in positions[h]})
+                for (h, j), kernel in compiled]
+            timed = dict(zip([hj for hj, _ in compiled], swap_times(calls, trials, blocks, replays, bar.update),
+                             strict=True))
+            del calls, trials, compiled  # the model's buffers
             choices: dict[str, dict[str, Any]] = {}
             for h, bodies in ranked.items():
                 totals = [timed.get((h, j)) for j in range(len(bodies))]
@@ -200,7 +200,7 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
                 if totals[best] > totals[0] * (1 - min_gain):
                     best = 0  # within the noise: the fastest record stays
                 choices[h] = {
-                    "kernel": task_names[h], "calls": len(positions[h]), "chosen_rank": best,
+                    "kernel": task_of_workload[h], "calls": len(positions[h]), "chosen_rank": best,
                     "chosen": logdb.schedule_id(bodies[best]),
                     "candidates": [logdb.schedule_id(b) for j, b in enumerate(bodies) if totals[j] is not None],
                     "in_situ_us": [None if t is None else round(t, 1) for t in totals],
@@ -224,8 +224,9 @@ def _write_choices(log_dir: Path, problem: TuningProblem, kernels: dict[str, dic
                    chosen_ms: float, top_k: int) -> Path:
     """Merge ``kernels`` into the log's ``in_situ.json`` (other models' choices stay), atomically."""
     path = log_dir / logdb.IN_SITU
-    previous = logdb.read_in_situ(log_dir) and json.loads(path.read_text(encoding="utf-8"))
-    data = previous or {"format": logdb.IN_SITU_FORMAT, "kernels": {}}
+    data: dict[str, Any] = {"format": logdb.IN_SITU_FORMAT, "kernels": {}}
+    if logdb.read_in_situ(log_dir):  # a readable file holding choices: keep them (an unreadable one is replaced)
+        data = json.loads(path.read_text(encoding="utf-8"))
     data["kernels"].update(kernels)
     data.setdefault("models", {})[problem.ir_sha256] = {
         "name": problem.name, "updated": now_iso(), "threads": tvm_api.runtime_threads(), "top_k": top_k,
