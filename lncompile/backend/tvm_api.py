@@ -301,8 +301,14 @@ def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target, prepack_weight
 
 
 def extract_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[Any]:
-    """MetaSchedule's tuning tasks (``task_name``, ``weight``, ``dispatched[0]``) of a fused module."""
-    return list(_ms().relax_integration.extract_tasks(fused, target))
+    """MetaSchedule's tuning tasks (``task_name``, ``weight``, ``dispatched[0]``) of a fused module; kernels
+    that come scheduled (hand-written, ``tirx.is_scheduled``) are not tasks."""
+    return [task for task in _ms().relax_integration.extract_tasks(fused, target) if not _is_scheduled(task.mod)]
+
+
+def _is_scheduled(mod: tvm.IRModule) -> bool:
+    return any(isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled"))
+               for _, f in mod.functions_items())
 
 
 def task_workload_module(task: Any) -> tvm.IRModule:
@@ -814,6 +820,15 @@ def ms_measure_vector_add(builder: Any, runner: Any, target_json: dict[str, Any]
     if result.error_msg:
         raise RuntimeError(result.error_msg)
     return [float(s) for s in result.run_secs]
+
+
+# ---- hand-scheduled kernels (lncompile/backend/pointwise_depthwise.py) ----
+
+def tir_schedule(func: Any) -> Any:
+    """A TensorIR schedule of one PrimFunc (as ``main``), for kernels scheduled by hand."""
+    from tvm.s_tir import Schedule
+
+    return Schedule(tvm.IRModule({"main": func}))
 
 
 # ---- reliability: is a loaded .so a Relax VM library? (lncompile/runtime.py) ----

@@ -168,6 +168,16 @@ def _fused_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
     return y + a[3] if at["residual"] else y
 
 
+def _fused_pointwise_depthwise(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    from .ops import pointwise_activation_attrs
+
+    x, w1, b1, w2, b2 = a
+    pointwise = Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
+    mid = _activation(_conv2d([x, w1, b1], pointwise), at["pw_activation"], pointwise_activation_attrs(at))
+    y = _conv2d([mid, w2, b2], Attrs({**at, "groups": int(w2.shape[0])}))
+    return _activation(y, at["activation"], at)
+
+
 def _fused_linear(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
     act = at["activation"]
     return _activation(F.linear(a[0], a[1], a[2]), act, at, a[-1] if act == "prelu" else None)
@@ -190,6 +200,7 @@ KERNELS.update({
     "channel_affine": _channel_affine,
     "fused_conv2d": _fused_conv2d,
     "fused_linear": _fused_linear,
+    "fused_pointwise_depthwise": _fused_pointwise_depthwise,
     "squeeze_excite": _squeeze_excite,
 })
 

@@ -328,6 +328,26 @@ def _fused_conv2d(inputs, attrs):
     return (y,)
 
 
+POINTWISE_DEPTHWISE_ACTIVATIONS = ("none", "relu", "clip", "hardswish")
+
+
+@_op("fused_pointwise_depthwise", 5, doc="act(dwconv(pw_act(conv1x1(x, w1) + b1), w2) + b2); inputs x, w1[E,C,1,1], "
+     "b1, w2[E,1,KH,KW], b2; attrs: the depthwise conv's strides/padding/dilation, activation, act_*, "
+     "pw_activation, pw_act_*")
+def _fused_pointwise_depthwise(inputs, attrs):
+    x, w1, b1, w2, b2 = inputs
+    for key in ("pw_activation", "activation"):
+        known = ", ".join(POINTWISE_DEPTHWISE_ACTIVATIONS)
+        _check(attrs[key] in POINTWISE_DEPTHWISE_ACTIVATIONS,
+               f"fused_pointwise_depthwise: {key} {attrs[key]!r} is not one of {known}")
+    _check(x.rank == 4 and w1.rank == 4 and w1.shape[2:] == (1, 1),
+           f"fused_pointwise_depthwise: wants NCHW data and a 1x1 weight, got {x} and {w1}")
+    (mid,) = _conv2d([x, w1, b1], Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1))
+    e = mid.shape[1]
+    _check(tuple(attrs["dilation"]) == (1, 1), "fused_pointwise_depthwise: dilation must be 1")
+    return _conv2d([mid, w2, b2], Attrs({**attrs, "groups": e}))
+
+
 @_op("fused_linear", 3, 4, doc="act(x @ w.T + b); inputs x, w, b, [prelu slope]; attrs: activation, act_*")
 def _fused_linear(inputs, attrs):
     act = _fused_activation(attrs)
@@ -357,6 +377,12 @@ def _squeeze_excite(inputs, attrs):
 def activation_params(attrs: Attrs) -> Attrs:
     """The attributes of a fused node's activation op: its ``act_*`` attributes without the prefix."""
     return Attrs({k[4:]: v for k, v in attrs.items() if k.startswith("act_")})
+
+
+def pointwise_activation_attrs(attrs: Attrs) -> Attrs:
+    """A fused_pointwise_depthwise node's first activation as ``act_*`` attributes (it keeps them as ``pw_act_*``,
+    beside its second activation's ``act_*``), for the helpers that read a fused node's activation."""
+    return Attrs({k[3:]: v for k, v in attrs.items() if k.startswith("pw_act_")})
 
 
 def prefixed_activation_params(attrs: Attrs) -> dict[str, object]:

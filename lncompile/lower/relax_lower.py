@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
@@ -248,6 +249,18 @@ def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     y = lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3]))
     y = _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
     return R.add(y, a[3]) if n.attrs["residual"] else y
+
+
+@_emits("fused_pointwise_depthwise")
+def _fused_pointwise_depthwise(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    from ..ir.ops import activation_params, pointwise_activation_attrs
+
+    def activation(name: str, attrs: Attrs) -> tuple[str, dict[str, float]]:
+        return name, {k: float(v) for k, v in activation_params(attrs).items()}
+
+    activations = (activation(n.attrs["pw_activation"], pointwise_activation_attrs(n.attrs)),
+                   activation(n.attrs["activation"], n.attrs))
+    return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations)
 
 
 @_emits("fused_linear")

@@ -1,0 +1,77 @@
+"""The fused pointwise -> depthwise kernel (lncompile/backend/pointwise_depthwise.py) inside real builds: same
+outputs as PyTorch in a channels-last and a channels-first preset, no transpose around it once the layouts are
+converted, and no tuning task for it (it comes scheduled)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lncompile
+from lncompile.backend import tvm_api
+from lncompile.frontend import import_model
+from lncompile.targets import get as get_target
+from lncompile.tune.tasks import prepare
+from tests.conftest import relative_error
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: expand (1x1, BN, ReLU6) -> depthwise (BN, ReLU6) -> project (1x1, BN) [+ x]."""
+
+    def __init__(self, channels: int = 8, expand: int = 6, stride: int = 1, kernel: int = 3) -> None:
+        super().__init__()
+        hidden = channels * expand
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.Hardswish(), nn.Conv2d(hidden, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.residual = stride == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def _preset(layout: str = "NHWC", rule: str = "0") -> object:
+    x86 = get_target("x86")
+    return replace(x86, name=f"x86-{layout.lower()}-fused", layout=layout,
+                   pass_rules={**x86.pass_rules, "fuse_pointwise_depthwise": rule})
+
+
+def _block(**kwargs: int) -> tuple[nn.Module, np.ndarray]:
+    torch.manual_seed(0)
+    block = InvertedResidual(**kwargs).eval()
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    return block, np.random.default_rng(0).standard_normal((1, 8, 19, 19)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("layout", "stride", "kernel"), [("NHWC", 1, 3), ("NHWC", 2, 5), ("NCHW", 2, 3)])
+def test_fused_kernel_matches_pytorch(layout: str, stride: int, kernel: int) -> None:
+    block, x = _block(stride=stride, kernel=kernel)
+    compiled = lncompile.compile(block, _preset(layout), x, tuning_log=False)
+    (fused,) = [p for p in compiled.manifest["passes"] if p["name"] == "fuse_pointwise_depthwise"]
+    assert fused["matches"] == 1
+    with torch.no_grad():
+        expected = block(torch.from_numpy(x)).numpy()
+    assert relative_error(compiled(x), expected) <= 1e-4
+
+
+def test_fused_kernel_is_no_tuning_task_and_sits_between_nhwc_convs_without_transposes() -> None:
+    block, x = _block()
+    imported = import_model(block, x)
+    fused = prepare("block", imported.graph, _preset())
+    unfused = prepare("block", imported.graph, _preset(rule="off"))
+    names = [str(t.task_name) for t in fused.tasks]
+    assert not any("pointwise_depthwise" in n for n in names)
+    assert len(fused.tasks) == len(unfused.tasks) - 2  # the expand and depthwise kernels are gone
+    calls = [name for name, _, _ in tvm_api.kernel_call_order(fused.fused)]
+    assert sum("pointwise_depthwise" in c for c in calls) == 1
+    unfused_calls = [name for name, _, _ in tvm_api.kernel_call_order(unfused.fused)]
+    # the permute_dims wrapping the NHWC kernel cancel against ConvertLayout's: no transpose is added
+    assert sum("transpose" in c for c in calls) <= sum("transpose" in c for c in unfused_calls)
