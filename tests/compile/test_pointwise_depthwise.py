@@ -5,6 +5,7 @@ converted, and no tuning task for it (it comes scheduled)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,11 @@ def test_fused_kernel_is_no_tuning_task_and_sits_between_nhwc_convs_without_tran
     unfused_calls = [name for name, _, _ in tvm_api.kernel_call_order(unfused.fused)]
     # the permute_dims wrapping the NHWC kernel cancel against ConvertLayout's: no transpose is added
     assert sum("transpose" in c for c in calls) <= sum("transpose" in c for c in unfused_calls)
+
+
+def test_exported_library_with_the_fused_kernel_loads_and_matches(tmp_path: Path) -> None:
+    block, x = _block(stride=2)
+    compiled = lncompile.compile(block, _preset(), x, tuning_log=False)
+    library = compiled.export(tmp_path / "block.so")
+    loaded = lncompile.load(library)
+    assert relative_error(loaded(x), compiled(x)) == 0.0
