@@ -93,7 +93,8 @@ def fuse_pointwise_depthwise(graph: Graph, stats: PassStats, rules: dict[str, st
         pw_rec, dw_rec = g.record(pw), g.record(dw)
         size = int(np.prod(pw_rec.type.shape)) * np.dtype(pw_rec.type.dtype).itemsize
         if least is None or size < least:
-            stats.refuse(f"rule {RULE}={rules.get(RULE, 'off')} keeps smaller expanded tensors between two kernels")
+            kept = "every pair" if least is None else f"expanded tensors under {rules[RULE]} MiB"
+            stats.refuse(f"rule {RULE}={rules.get(RULE, 'off')} keeps {kept} as two kernels")
             continue
         x = g.args(pw)[0]
         (w1, b1), (w2, b2) = _weights(g, pw), _weights(g, dw)
