@@ -21,7 +21,6 @@ from typing import Any
 from .tvm_api import relax, tir_schedule, tvm
 
 TILE_ROWS = 4  # output rows per parallel tile (2 -> 15% slower on MobileNetV2's 112x112 pair; 4-14 within 5%)
-ACTIVATIONS = ("none", "relu", "clip", "hardswish")
 OPAQUE = 8  # TVM's OpPatternKind::kOpaque: FuseOps fuses nothing into the kernel (its schedule stays)
 
 
@@ -38,6 +37,13 @@ def _activation(value: Any, name: str, params: dict[str, float], dtype: str) -> 
     return value
 
 
+def _output_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+                 padding: tuple[int, int, int, int]) -> tuple[int, int]:
+    """The depthwise conv's output rows and columns."""
+    (h, w), (kh, kw), (sh, sw), (pt, pl, pb, pr) = size, kernel, strides, padding
+    return (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+
+
 def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int, int], strides: tuple[int, int],
              padding: tuple[int, int, int, int], activations: tuple[tuple[str, dict[str, float]], ...],
              dtype: str) -> Any:
@@ -46,7 +52,7 @@ def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int,
     n, h, w, c = shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, padding
     ph, pw = h + pt + pb, w + pl + pr
-    oh, ow = (ph - kh) // sh + 1, (pw - kw) // sw + 1
+    oh, ow = _output_size((h, w), kernel, strides, padding)
     x = te.placeholder((n, h, w, c), dtype, name="x")
     w1 = te.placeholder((c, expanded), dtype, name="w1")
     b1 = te.placeholder((expanded,), dtype, name="b1")
@@ -132,8 +138,7 @@ def emit_pointwise_depthwise(bb: Any, data: Any, w1: Any, b1: Any, w2: Any, b2: 
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
     w1_ce = bb.emit(R.reshape(R.permute_dims(w1, [1, 0, 2, 3]), relax.ShapeExpr([c, expanded])))
     w2_hwe = bb.emit(R.reshape(R.permute_dims(w2, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, expanded])))
-    (pt, pl, pb, pr), (sh, sw) = padding, strides
-    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    oh, ow = _output_size((h, w), (kh, kw), strides, padding)
     y = bb.emit(relax.call_tir(kernel, [x_nhwc, w1_ce, b1, w2_hwe, b2],
                                relax.TensorType((n, oh, ow, expanded), dtype)))
     return R.permute_dims(y, [0, 3, 1, 2])

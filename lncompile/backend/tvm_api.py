@@ -307,8 +307,12 @@ def extract_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[Any]:
 
 
 def _is_scheduled(mod: tvm.IRModule) -> bool:
-    return any(isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled"))
-               for _, f in mod.functions_items())
+    return any(isinstance(f, tvm.tirx.PrimFunc) and _scheduled(f) for _, f in mod.functions_items())
+
+
+def _scheduled(func: Any) -> bool:
+    """Whether a PrimFunc carries a schedule (tuned, or written by hand)."""
+    return func.attrs is not None and bool(func.attrs.get("tirx.is_scheduled", False))
 
 
 def task_workload_module(task: Any) -> tvm.IRModule:
@@ -558,7 +562,7 @@ def apply_database(fused: tvm.IRModule, target: tvm.target.Target, db: Any) -> t
     with target, db:
         applied = relax.transform.MetaScheduleApplyDatabase()(fused)
     kernels = [f for _, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
-    tuned = [f for f in kernels if f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled", False))]
+    tuned = [f for f in kernels if _scheduled(f)]
     return applied, len(tuned), len(kernels)
 
 

@@ -169,11 +169,10 @@ def _fused_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
 
 
 def _fused_pointwise_depthwise(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
-    from .ops import pointwise_activation_attrs
+    from .ops import POINTWISE_CONV, pointwise_activation_attrs
 
     x, w1, b1, w2, b2 = a
-    pointwise = Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
-    mid = _activation(_conv2d([x, w1, b1], pointwise), at["pw_activation"], pointwise_activation_attrs(at))
+    mid = _activation(_conv2d([x, w1, b1], POINTWISE_CONV), at["pw_activation"], pointwise_activation_attrs(at))
     y = _conv2d([mid, w2, b2], Attrs({**at, "groups": int(w2.shape[0])}))
     return _activation(y, at["activation"], at)
 

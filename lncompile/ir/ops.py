@@ -329,6 +329,8 @@ def _fused_conv2d(inputs, attrs):
 
 
 POINTWISE_DEPTHWISE_ACTIVATIONS = ("none", "relu", "clip", "hardswish")
+# the attributes of a plain 1x1 conv: the pointwise half of fused_pointwise_depthwise, the convs of squeeze_excite
+POINTWISE_CONV = Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
 
 
 @_op("fused_pointwise_depthwise", 5, doc="act(dwconv(pw_act(conv1x1(x, w1) + b1), w2) + b2); inputs x, w1[E,C,1,1], "
@@ -342,7 +344,7 @@ def _fused_pointwise_depthwise(inputs, attrs):
                f"fused_pointwise_depthwise: {key} {attrs[key]!r} is not one of {known}")
     _check(x.rank == 4 and w1.rank == 4 and w1.shape[2:] == (1, 1),
            f"fused_pointwise_depthwise: wants NCHW data and a 1x1 weight, got {x} and {w1}")
-    (mid,) = _conv2d([x, w1, b1], Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1))
+    (mid,) = _conv2d([x, w1, b1], POINTWISE_CONV)
     e = mid.shape[1]
     _check(tuple(attrs["dilation"]) == (1, 1), "fused_pointwise_depthwise: dilation must be 1")
     return _conv2d([mid, w2, b2], Attrs({**attrs, "groups": e}))

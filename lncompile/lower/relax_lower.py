@@ -16,7 +16,7 @@ from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
-from ..ir.ops import input_shuffle_groups
+from ..ir.ops import POINTWISE_CONV, input_shuffle_groups
 
 R = relax.op
 Expr = Any
@@ -273,8 +273,7 @@ def _fused_linear(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 @_emits("squeeze_excite")
 def _squeeze_excite(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     x, w1, b1, w2, b2 = a
-    pointwise = Node(f"{n.name}_conv", "conv2d", Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
-                                                      groups=1))
+    pointwise = Node(f"{n.name}_conv", "conv2d", POINTWISE_CONV)
     s = lw.bb.emit(R.mean(x, [2, 3], True))
     s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w1, b1]))
     s = _emit_activation(lw, n, n.attrs["act"], s)

@@ -56,6 +56,15 @@ def exclusive_reason(graph: Graph, value: Value, what: str) -> str | None:
     return None
 
 
+def weight_and_bias(g: Graph, conv: str) -> tuple[Value, Value]:
+    """(weight, bias) of a conv node; for a conv without a bias, a zero bias constant added to ``g``."""
+    args = g.args(conv)
+    if len(args) > 2:
+        return args[1], args[2]
+    rec = g.record(conv)
+    return args[1], g.add_constant(np.zeros(rec.type.shape[1], rec.type.dtype), f"{conv}_bias")
+
+
 def constants(graph: Graph, values: Iterable[Value]) -> list[np.ndarray] | None:
     """The arrays behind ``values`` if every one is a ``constant``, else None."""
     arrays = [graph.constant(v) for v in values]

@@ -15,10 +15,8 @@ Relax ops, so TVM's FuseOps schedules the fused node as one kernel.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir import Graph, Value
-from ._match import Activation, activation_of, exclusive_reason, matches, remove
+from ._match import Activation, activation_of, exclusive_reason, matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
 PRIORITY = 50
@@ -70,8 +68,8 @@ def fuse_conv_activation(graph: Graph, stats: PassStats, rules: dict[str, str]) 
     for conv, (chain, act, residual) in matches(graph, g, ("conv2d",), _match, stats):
         act_name, act_params, slope = act if act is not None else ("none", {}, None)
         rec = g.record(conv)
-        x, w, *b = g.args(conv)
-        bias = b[0] if b else g.add_constant(np.zeros(rec.type.shape[1], rec.type.dtype), f"{conv}_bias")
+        x = g.args(conv)[0]
+        w, bias = weight_and_bias(g, conv)
         args = [x, w, bias] + ([residual[1]] if residual else []) + ([slope] if slope is not None else [])
         attrs = {**dict(rec.attrs), "activation": act_name, **act_params, "residual": residual is not None}
         fused = g.add_op("fused_conv2d", args, attrs, name=f"{conv}_fused", source=rec.source)

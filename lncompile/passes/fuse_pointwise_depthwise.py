@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UsageError
 from ..ir import Graph, Node, Value
 from ..ir.ops import POINTWISE_DEPTHWISE_ACTIVATIONS
-from ._match import exclusive_reason, matches, remove
+from ._match import exclusive_reason, matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
 PRIORITY = 55  # after fuse_conv_activation (50)
@@ -61,13 +61,6 @@ def _activation(rec: Node) -> tuple[str, dict[str, object]]:
     return rec.attrs["activation"], {k: v for k, v in rec.attrs.items() if k.startswith("act_")}
 
 
-def _weights(g: Graph, name: str) -> tuple[Value, Value]:
-    """(weight, bias) of a conv node; a zero bias for a conv without one."""
-    rec = g.record(name)
-    _, w, *b = g.args(name)
-    return w, b[0] if b else g.add_constant(np.zeros(rec.type.shape[1], rec.type.dtype), f"{name}_bias", rec.source)
-
-
 def _match(g: Graph, name: str) -> tuple[str] | str | None:
     """(the depthwise node reading pointwise ``name``,); a refusal reason; or None (not this pattern)."""
     rec = g.record(name)
@@ -97,7 +90,7 @@ def fuse_pointwise_depthwise(graph: Graph, stats: PassStats, rules: dict[str, st
             stats.refuse(f"rule {RULE}={rules.get(RULE, 'off')} keeps {kept} as two kernels")
             continue
         x = g.args(pw)[0]
-        (w1, b1), (w2, b2) = _weights(g, pw), _weights(g, dw)
+        (w1, b1), (w2, b2) = weight_and_bias(g, pw), weight_and_bias(g, dw)
         (pw_act, pw_params), (dw_act, dw_params) = _activation(pw_rec), _activation(dw_rec)
         conv_attrs = {k: dw_rec.attrs[k] for k in ("strides", "padding", "dilation")}
         attrs = {**conv_attrs, "activation": dw_act, **dw_params, "pw_activation": pw_act,

@@ -15,10 +15,8 @@ convs must be ungrouped, stride 1, unpadded.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir import Graph, Value
-from ._match import activation_of, exclusive_reason, matches, remove
+from ._match import activation_of, exclusive_reason, matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
 PRIORITY = 45
@@ -103,21 +101,13 @@ def squeeze_excite(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Gra
     for _, (mean, conv1, act, conv2, gate, mul) in matches(graph, g, ("mean",), _match, stats):
         (x,) = g.args(mean)
         act_name, act_params, _ = activation_of(g, g.record(act))  # type: ignore[misc]
-        params = [*_weight_bias(g, conv1), *_weight_bias(g, conv2)]
+        params = [*weight_and_bias(g, conv1), *weight_and_bias(g, conv2)]
         se = g.add_op("squeeze_excite", [x, *params], {"act": act_name, **act_params, "gate": g.record(gate).op},
                       name=f"{mean}_se", source=g.record(conv1).source)
         g.replace_uses(Value(mul), Value(se.name))
         remove(g, mul, gate, conv2, act, conv1, mean)
         stats.matches += 1
     return g
-
-
-def _weight_bias(g: Graph, conv: str) -> list[Value]:
-    args = g.args(conv)
-    if len(args) > 2:
-        return args[1:3]
-    rec = g.record(conv)
-    return [args[1], g.add_constant(np.zeros(rec.type.shape[1], rec.type.dtype), f"{conv}_bias")]
 
 
 PASS = squeeze_excite
