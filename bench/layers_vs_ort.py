@@ -90,7 +90,9 @@ def pair_convs(ours: list[tuple[str, float | None, int, int]],
     for i, (kernel, ms, elements, weights) in enumerate(ours):
         # blocked layouts (NCHW8c/16c) pad channels: 1000 classes are 1008 in ORT's output
         candidates = [t for t in unpaired[:WINDOW] if abs(t[3] - elements) <= 0.02 * elements]
-        match = min(candidates, key=lambda t: abs(t[4] - weights), default=None)  # ORT pads blocked weights
+        # closest parameter count by ratio: ORT pads blocked weights, and a Winograd kernel's transformed
+        # weights are (m + 2)^2 / 9 times the conv's
+        match = min(candidates, key=lambda t: abs(np.log(max(t[4], 1) / max(weights, 1))), default=None)
         if match is not None:
             unpaired.remove(match)
             pairs.append((i, kernel, ms, f"{match[0]} {match[1]}", match[2]))
@@ -114,7 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         theirs = ort_node_ms(_export_onnx(imported.reference, x, Path(tmp)), x, args.threads, args.runs)
 
-    our_convs = [row for row in ours if row[0].startswith(("fused_conv2d", "conv2d"))]
+    our_convs = [row for row in ours if row[0].startswith(("fused_conv2d", "conv2d")) or "winograd" in row[0]]
     their_convs = [row for row in theirs if row[1] in ORT_CONVS]
     print(f"{args.model}: {len(ours)} lncompile kernels ({len(our_convs)} convs), "
           f"{len(theirs)} ORT nodes ({len(their_convs)} convs); log {log_dir}, ORT {args.threads} thread(s)")

@@ -100,8 +100,8 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
         if logs is not None and logs.usable:
             fused = tvm_api.fuse_for_target(mod, target, preset.prepack_weights)
             logs.load(tvm_api.kernel_workload_hashes(fused, target))
-            applied, tuned, kernels = tvm_api.apply_database(fused, target, logs.database)
-            tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels}
+            applied, tuned, kernels, by_hand = tvm_api.apply_database(fused, target, logs.database)
+            tuning = {"logs": logs.logs, "kernels_tuned": tuned, "kernels": kernels, "kernels_by_hand": by_hand}
             # A log that matches no kernel of this model changes nothing: build on the default pipeline,
             # the path every untuned build (and the whole-zoo check) takes.
             if tuned:

@@ -557,13 +557,15 @@ def best_record_seconds(db: Any, mod: tvm.IRModule) -> tuple[float | None, int]:
     return sum(secs) / len(secs), len(records)
 
 
-def apply_database(fused: tvm.IRModule, target: tvm.target.Target, db: Any) -> tuple[tvm.IRModule, int, int]:
-    """Replace fused TIR functions by their best tuned schedule; returns (module, tuned kernels, kernels)."""
+def apply_database(fused: tvm.IRModule, target: tvm.target.Target, db: Any) -> tuple[tvm.IRModule, int, int, int]:
+    """Replace fused TIR functions by their best tuned schedule; returns (module, kernels tuned, kernels that
+    are tuning tasks, kernels that came scheduled by hand)."""
+    by_hand = {gv.name_hint for gv, f in fused.functions_items() if isinstance(f, tvm.tirx.PrimFunc) and _scheduled(f)}
     with target, db:
         applied = relax.transform.MetaScheduleApplyDatabase()(fused)
-    kernels = [f for _, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc)]
-    tuned = [f for f in kernels if _scheduled(f)]
-    return applied, len(tuned), len(kernels)
+    tasks = [f for gv, f in applied.functions_items()
+             if isinstance(f, tvm.tirx.PrimFunc) and gv.name_hint not in by_hand]
+    return applied, sum(_scheduled(f) for f in tasks), len(tasks), len(by_hand)
 
 
 def pack_weights_now(applied: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:

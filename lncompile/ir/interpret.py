@@ -177,6 +177,29 @@ def _fused_pointwise_depthwise(a: Sequence[torch.Tensor], at: Attrs) -> torch.Te
     return _activation(y, at["activation"], at)
 
 
+def _winograd_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    """The conv as the Winograd algorithm itself (not F.conv2d), so a test against the original conv checks the
+    transformed weights and the matrices: tiles of alpha x alpha every m pixels, B^T d B, products summed over
+    input channels, A^T (.) A, cropped."""
+    from .winograd import alpha, matrices, tiles
+
+    x, u = a[0], a[1]
+    m = at["tile"]
+    side = alpha(m)
+    a_t, b_t, _ = (torch.from_numpy(t).to(x.dtype) for t in matrices(m))
+    top, left, bottom, right = at["padding"]
+    oh, ow = x.shape[2] + top + bottom - 2, x.shape[3] + left + right - 2
+    th, tw = tiles(oh, m), tiles(ow, m)
+    padded = F.pad(x, (left, right + tw * m + 2 - (ow + 2), top, bottom + th * m + 2 - (oh + 2)))
+    d = padded.unfold(2, side, m).unfold(3, side, m)  # [N, C, th, tw, alpha, alpha]
+    v = torch.einsum("ia,ncyxab,jb->ijncyx", b_t, d, b_t)
+    prod = torch.einsum("ijoc,ijncyx->ijnoyx", u, v)
+    y = torch.einsum("pi,ijnoyx,qj->noypxq", a_t, prod, a_t).reshape(x.shape[0], u.shape[2], th * m, tw * m)
+    y = y[:, :, :oh, :ow] + a[2].reshape(1, -1, 1, 1)
+    y = _activation(y, at["activation"], at)
+    return y + a[3] if at["residual"] else y
+
+
 def _fused_linear(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
     act = at["activation"]
     return _activation(F.linear(a[0], a[1], a[2]), act, at, a[-1] if act == "prelu" else None)
@@ -201,6 +224,7 @@ KERNELS.update({
     "fused_linear": _fused_linear,
     "fused_pointwise_depthwise": _fused_pointwise_depthwise,
     "squeeze_excite": _squeeze_excite,
+    "winograd_conv2d": _winograd_conv2d,
 })
 
 

@@ -350,6 +350,24 @@ def _fused_pointwise_depthwise(inputs, attrs):
     return _conv2d([mid, w2, b2], Attrs({**attrs, "groups": e}))
 
 
+@_op("winograd_conv2d", 3, 4, doc="fused_conv2d of a 3x3, stride-1, ungrouped conv computed as Winograd "
+     "F(m x m, 3 x 3) (lncompile.ir.winograd); inputs x, u[alpha,alpha,O,C] (the transformed weight), b, [residual]; "
+     "attrs: tile (m), padding, activation (not prelu), act_*, residual")
+def _winograd_conv2d(inputs, attrs):
+    from .winograd import TILE_SIZES, alpha
+
+    x, u = inputs[0], inputs[1]
+    tile = attrs["tile"]
+    _check(tile in TILE_SIZES, f"winograd_conv2d: tile {tile!r} is not one of {TILE_SIZES}")
+    _check(attrs["activation"] != "prelu", "winograd_conv2d: a prelu activation is not supported")
+    side = alpha(tile)
+    _check(x.rank == 4 and u.rank == 4 and u.shape[:2] == (side, side) and u.shape[3] == x.shape[1],
+           f"winograd_conv2d: wants NCHW data and a transformed weight [{side},{side},O,C], got {x} and {u}")
+    weight = TensorType((u.shape[2], u.shape[3], 3, 3), u.dtype)
+    conv_attrs = Attrs({**attrs, "strides": (1, 1), "dilation": (1, 1), "groups": 1})
+    return _fused_conv2d([x, weight, *inputs[2:]], conv_attrs)
+
+
 @_op("fused_linear", 3, 4, doc="act(x @ w.T + b); inputs x, w, b, [prelu slope]; attrs: activation, act_*")
 def _fused_linear(inputs, attrs):
     act = _fused_activation(attrs)

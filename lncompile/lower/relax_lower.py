@@ -14,6 +14,7 @@ import numpy as np
 
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
+from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
 from ..ir.ops import POINTWISE_CONV, input_shuffle_groups
@@ -245,8 +246,12 @@ def _conv_node(n: Node) -> Node:
 
 @_emits("fused_conv2d")
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    return _activation_and_residual(lw, n, lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3])), a)
+
+
+def _activation_and_residual(lw: _Lowering, n: Node, y: Expr, a: Sequence[Expr]) -> Expr:
+    """The tail of a fused conv node (inputs x, w, b, [residual], [prelu slope]) after its conv output ``y``."""
     act = n.attrs["activation"]
-    y = lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3]))
     y = _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
     return R.add(y, a[3]) if n.attrs["residual"] else y
 
@@ -261,6 +266,19 @@ def _fused_pointwise_depthwise(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Exp
     activations = (activation(n.attrs["pw_activation"], pointwise_activation_attrs(n.attrs)),
                    activation(n.attrs["activation"], n.attrs))
     return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations)
+
+
+@_emits("winograd_conv2d")
+def _winograd_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    """The NHWC kernel between permute_dims (see :func:`~lncompile.backend.winograd.emit_winograd_conv2d`)."""
+    def nhwc(t: Expr) -> Expr:
+        return lw.bb.emit(R.permute_dims(t, [0, 2, 3, 1]))
+
+    y = lw.bb.emit(emit_winograd_conv2d(lw.bb, nhwc(a[0]), a[1], a[2], n.attrs["tile"], tuple(n.attrs["padding"])))
+    y = _emit_activation(lw, n, n.attrs["activation"], y)  # elementwise (the pass keeps prelu's convs direct)
+    if n.attrs["residual"]:
+        y = lw.bb.emit(R.add(y, nhwc(a[3])))
+    return R.permute_dims(y, [0, 3, 1, 2])
 
 
 @_emits("fused_linear")

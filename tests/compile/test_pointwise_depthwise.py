@@ -84,3 +84,19 @@ def test_exported_library_with_the_fused_kernel_loads_and_matches(tmp_path: Path
     library = compiled.export(tmp_path / "block.so")
     loaded = lncompile.load(library)
     assert relative_error(loaded(x), compiled(x)) == 0.0
+
+
+def test_a_tuned_build_counts_the_fused_kernel_as_scheduled_by_hand_not_as_a_task(tmp_path: Path) -> None:
+    from lncompile.tune.report import describe_tuning
+    from lncompile.tune.tuner import tune
+
+    block, x = _block()
+    problem = prepare("block", import_model(block, x).graph, _preset())
+    tune(problem, tmp_path / "log", trials=8 * len(problem.tasks), trials_per_task=8, trials_per_iter=8,
+         quick_search=True, show_progress=False)
+    compiled = lncompile.compile(block, _preset(), x, tuning_log=tmp_path / "log")
+    tuning = compiled.manifest["tuning"]
+    assert tuning["kernels"] == len(problem.tasks) and tuning["kernels_by_hand"] == 1
+    (line,) = describe_tuning(tuning)
+    assert line.endswith(f"{tuning['kernels_tuned']} of {len(problem.tasks)} kernels (tasks) tuned; "
+                         "plus 1 scheduled by hand (not tasks)")

@@ -95,7 +95,7 @@ def test_tuned_schedules_store_the_weights_in_their_own_order_and_match_pytorch(
     problem = prepare("convfc", import_model(str(onnx_path)).graph, get_target("x86"))
     db = tvm_api.memory_database()
     logdb.load_into(db, [packed_log])
-    applied, _, _ = tvm_api.apply_database(problem.fused, problem.target, db)
+    applied, *_ = tvm_api.apply_database(problem.fused, problem.target, db)
     packed = tvm_api.pack_weights_now(applied, problem.target)
     # the re-layouts were folded into the constants: main calls the same kernels, none at run time
     assert len(tvm_api.kernel_call_order(packed)) == len(tvm_api.kernel_call_order(applied))
