@@ -15,9 +15,9 @@ import click
 from .errors import ToolchainError, UsageError
 
 # Ops only the passes create; any other op absent before the passes is marked as well.
-FUSED_OPS = frozenset({"fused_conv2d", "fused_linear", "squeeze_excite", "channel_affine"})
+FUSED_OPS = frozenset({"fused_conv2d", "fused_linear", "squeeze_excite", "channel_affine", "winograd_conv2d"})
 _FILL = {"fused_conv2d": "#9ecae1", "fused_linear": "#9ecae1", "squeeze_excite": "#fdae6b",
-         "channel_affine": "#c7e9c0"}
+         "channel_affine": "#c7e9c0", "winograd_conv2d": "#bcbddc"}
 
 
 def inspect_graph(graph: Any, preset: Any = None, passes: bool = True) -> dict[str, Any]:
@@ -41,9 +41,11 @@ def _label(graph: Any, name: str) -> str:
     rec = graph.record(name)
     parts = [rec.op]
     attrs = rec.attrs
-    if rec.op == "fused_conv2d":
+    if rec.op in ("fused_conv2d", "winograd_conv2d"):
         extra = [attrs["activation"]] if attrs["activation"] != "none" else []
         parts.append("+".join(["conv", *extra] + (["add"] if attrs["residual"] else [])))
+    if rec.op == "winograd_conv2d":
+        parts.append(f"F({attrs['tile']}x{attrs['tile']}, 3x3)")
     elif rec.op == "squeeze_excite":
         parts.append(f"{attrs['act']}/{attrs['gate']}")
     elif rec.op == "fused_linear":

@@ -21,9 +21,10 @@ Pass rules (``pass_rules``; see lncompile/passes/_grouping.py ``RULES`` for the 
   MobileNetV3-Large 0.95x the latency, side by side on 2 cores); ``off`` (the default: ARM and CUDA, not
   measured there).
 * ``winograd`` (lncompile/passes/winograd_conv.py): a least number of input channels; dense 3x3 stride-1 convs
-  with at least that many are computed with Winograd's F(4x4, 3x3) or F(2x2, 3x3) (weights transformed at
-  compile time; 2.25-4x fewer multiplies) as a tuned kernel of their own (x86 presets: ``16``); ``off`` (the
-  default: ARM and CUDA, not measured there).
+  with at least that many are computed with Winograd's F(2x2, 3x3) (weights transformed at compile time; 2.25x
+  fewer multiplies) as a tuned kernel of their own (x86 presets: ``16``); ``off`` (the default: ARM and CUDA,
+  not measured there). ``winograd_tile``: ``2`` (the default) or ``4``, which allows F(4x4, 3x3) (4x fewer
+  multiplies) on outputs of 24 or more pixels a side, faster but about 5x the round-off (the pass's doc).
 
 ``prepack_weights`` (x86 presets): every kernel's weights are marked layout-free, so a tuned schedule reads
 them from a copy stored in its own loop order, made at compile time (a kernel's parallel chunk then streams one

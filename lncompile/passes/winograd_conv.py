@@ -10,12 +10,17 @@ weight replaced by its transform U [m + 2, m + 2, O, C], computed here in float6
 is exact in real arithmetic; in float32 the transforms' constants (up to 8 in A, 5 in B for m = 4) round
 differently from the direct sum, a relative error of about 1e-6 of the output's scale.
 
-Why: per m x m output tile and channel pair the multiplies drop from 9 m^2 to (m + 2)^2 (m = 4: 144 -> 36). The
-input transform's cost grows with C and the output transform's with O only, so it pays where C is not small.
-The tile is 4 where the output has at least ``LARGE_TILE_FROM`` pixels on each side, else 2 (fewer pixels
-computed past the edge, cheaper transforms). Measured on this project's x86 box (2 threads, each kernel alone,
-tuned 64 trials, against the shipped log's direct conv): SqueezeNet's 27x27 32->128 conv 263 -> 176 us (m = 4),
-13x13 64->256 227 -> 173 us (m = 2; 266 us with m = 4), but 55x55 16->64 267 -> 371 us (389 with m = 2).
+Why: per m x m output tile and channel pair the multiplies drop from 9 m^2 to (m + 2)^2 (m = 2: 36 -> 16,
+m = 4: 144 -> 36). The input transform's cost grows with C and the output transform's with O only, so it pays
+where C is not small. Measured on this project's x86 box (2 threads, each kernel alone, against the shipped
+log's direct conv): SqueezeNet's expand convs, 55x55 16->64 267 us direct, F(4x4) 165 us; 27x27 32->128 263
+-> 168 us (F(4x4)); 13x13 48->192 144 -> 111 us and 64->256 227 -> 162 us (F(2x2); F(4x4) 266 us there, its
+tiles sticking out of 13 pixels by 3).
+
+The tile: F(2x2, 3x3) by default. Target rule ``winograd_tile=4`` allows F(4x4, 3x3) where the output has at
+least ``LARGE_TILE_FROM`` pixels a side; it is faster there but rounds worse (its matrices hold 4, 5, 8 and
+1/24): in SENet-154 at 64 px with random weights, which amplifies round-off ~1000x, two F(4x4) stem convs put
+the output 7.1e-4 from float64 where PyTorch's float32 is 1.5e-4 away and F(2x2) 1.3e-4.
 """
 
 from __future__ import annotations
@@ -28,12 +33,21 @@ from .base import PassStats, graph_pass
 
 PRIORITY = 58  # after the conv fusions (50-55): the fused node's activation and residual come along
 RULE = "winograd"
-LARGE_TILE_FROM = 24  # output pixels per side from which F(4x4, 3x3) is used instead of F(2x2, 3x3)
+TILE_RULE = "winograd_tile"
+LARGE_TILE_FROM = 24  # output pixels per side from which F(4x4, 3x3) is used, where the rule allows it
 
 
-def tile_for(out_height: int, out_width: int) -> int:
+def largest_tile(rules: dict[str, str]) -> int:
+    """The largest output tile the target's rule allows (2 unless it says 4)."""
+    value = rules.get(TILE_RULE, "2")
+    if value not in ("2", "4"):
+        raise UsageError(f"target pass rule {TILE_RULE}={value!r} is unknown; use 2 or 4")
+    return int(value)
+
+
+def tile_for(out_height: int, out_width: int, largest: int) -> int:
     """The output tile side for a conv with this output size."""
-    return 4 if min(out_height, out_width) >= LARGE_TILE_FROM else 2
+    return 4 if largest == 4 and min(out_height, out_width) >= LARGE_TILE_FROM else 2
 
 
 def least_channels(rules: dict[str, str]) -> int | None:
@@ -64,7 +78,7 @@ def _match(g: Graph, name: str) -> tuple[int] | str | None:
 @graph_pass("winograd_conv")
 def winograd_conv(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Rewrite dense 3x3 stride-1 convs with at least the rule's input channels to ``winograd_conv2d``."""
-    least = least_channels(rules)
+    least, largest = least_channels(rules), largest_tile(rules)
     g = graph.copy()
     for name, (channels,) in matches(graph, g, ("conv2d", "fused_conv2d"), _match, stats):
         if least is None or channels < least:
@@ -74,7 +88,7 @@ def winograd_conv(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Grap
         rec = g.record(name)
         args = g.args(name)
         weight, bias = weight_and_bias(g, name)
-        tile = tile_for(*rec.type.shape[2:])
+        tile = tile_for(*rec.type.shape[2:], largest)
         u = g.add_constant(transform_weight(g.constant(weight), tile), f"{name}_winograd_weight")
         if rec.op == "fused_conv2d":
             activation = {k: v for k, v in rec.attrs.items() if k == "activation" or k.startswith("act_")}

@@ -39,10 +39,10 @@ class Fire(nn.Module):
         return nn.functional.hardswish(self.bn(self.conv(y)))
 
 
-def _preset(layout: str = "NHWC", rule: str = "16") -> object:
+def _preset(layout: str = "NHWC", rule: str = "16", tile: str = "2") -> object:
     x86 = get_target("x86")
     return replace(x86, name=f"x86-{layout.lower()}-winograd", layout=layout,
-                   pass_rules={**x86.pass_rules, "winograd": rule})
+                   pass_rules={**x86.pass_rules, "winograd": rule, "winograd_tile": tile})
 
 
 def _model(size: tuple[int, int] = (13, 11)) -> tuple[nn.Module, np.ndarray]:
@@ -53,10 +53,11 @@ def _model(size: tuple[int, int] = (13, 11)) -> tuple[nn.Module, np.ndarray]:
     return model, np.random.default_rng(0).standard_normal((1, 8, *size)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("layout", "size"), [("NHWC", (13, 11)), ("NHWC", (26, 27)), ("NCHW", (13, 11))])
-def test_winograd_build_matches_pytorch(layout: str, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize(("layout", "size", "tile"), [("NHWC", (13, 11), "2"), ("NHWC", (26, 27), "4"),
+                                                     ("NCHW", (26, 27), "2")])
+def test_winograd_build_matches_pytorch(layout: str, size: tuple[int, int], tile: str) -> None:
     model, x = _model(size)
-    compiled = lncompile.compile(model, _preset(layout), x, tuning_log=False)
+    compiled = lncompile.compile(model, _preset(layout, tile=tile), x, tuning_log=False)
     (rewrite,) = [p for p in compiled.manifest["passes"] if p["name"] == "winograd_conv"]
     assert rewrite["matches"] == 2
     with torch.no_grad():
@@ -83,8 +84,9 @@ def test_a_tuned_winograd_schedule_applies_and_matches(tmp_path: Path) -> None:
     preset = _preset()
     problem = prepare("fire", import_model(model, x).graph, preset)
     winograd_only = replace(problem, tasks=[t for t in problem.tasks if "winograd" in str(t.task_name)])
-    tune(winograd_only, tmp_path / "log", trials=16, trials_per_task=8, trials_per_iter=8, quick_search=True,
-         show_progress=False)
+    outcome = tune(winograd_only, tmp_path / "log", trials=16, trials_per_task=8, trials_per_iter=8,
+                   quick_search=True, show_progress=False, builder_timeout_s=600)
+    assert outcome.stopped is None and all(task["best_ms"] for task in outcome.tasks), outcome
     compiled = lncompile.compile(model, preset, x, tuning_log=tmp_path / "log")
     assert compiled.manifest["tuning"]["kernels_tuned"] == 2
     with torch.no_grad():

@@ -52,3 +52,14 @@ def test_inspect_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
                  str(tmp_path / "a_file" / "m.svg")]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and err.count("\n") == 1
+
+
+def test_inspect_draws_the_winograd_convs_of_an_x86_build(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    svg = tmp_path / "squeezenet.svg"
+    assert main(["inspect", "squeezenet1_1", "--target", "x86", "--json", "--svg", str(svg)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rewrite = next(p for p in report["passes"] if p["name"] == "winograd_conv")
+    assert rewrite["matches"] == report["after"]["winograd_conv2d"] == 8  # every fire module's expand 3x3
+    text = svg.read_text()
+    assert text.count("F(2x2, 3x3)") == 8 and "F(4x4" not in text and "#bcbddc" in text  # x86: no winograd_tile

@@ -33,8 +33,8 @@ class ConvBlock(nn.Module):
         return y + x if self.residual else y
 
 
-def _rewrite(graph: Graph, rule: str | None = "1") -> tuple[Graph, PassStats]:
-    rules = {} if rule is None else {"winograd": rule}
+def _rewrite(graph: Graph, rule: str | None = "1", tile: str | None = None) -> tuple[Graph, PassStats]:
+    rules = ({} if rule is None else {"winograd": rule}) | ({} if tile is None else {"winograd_tile": tile})
     result = run_pipeline(graph, [fold_batchnorm.PASS, fuse_conv_activation.PASS, winograd_conv.PASS], rules)
     return result.graph, result.stats[2]
 
@@ -56,20 +56,21 @@ def test_matrices_compute_a_3_tap_correlation(tile: int) -> None:
     np.testing.assert_allclose(u[:, :, 0, 0], np.outer(g @ w, g @ w), atol=1e-12)
 
 
-@pytest.mark.parametrize(("size", "padding", "act", "residual"), [
-    ((10, 10), 1, nn.ReLU(), False),  # output 10x10: the last tile row/column sticks out
-    ((26, 25), 1, nn.ReLU(), False),  # 4x4 tiles, sticking out by 2 and 3
-    ((13, 11), (1, 0), nn.ReLU6(), False),  # asymmetric padding, odd sizes
-    ((8, 8), 1, nn.Hardswish(), True),  # exact tiles, residual add
-    ((9, 7), 0, nn.SiLU(), False),  # unpadded
+@pytest.mark.parametrize(("size", "padding", "act", "residual", "largest", "tile"), [
+    ((10, 10), 1, nn.ReLU(), False, None, 2),  # output 10x10: the last tile row/column sticks out
+    ((26, 25), 1, nn.ReLU(), False, "4", 4),  # 4x4 tiles, sticking out by 2 and 3
+    ((26, 25), 1, nn.ReLU(), False, "2", 2),
+    ((13, 11), (1, 0), nn.ReLU6(), False, "4", 2),  # asymmetric padding, odd sizes; too small for 4x4 tiles
+    ((8, 8), 1, nn.Hardswish(), True, None, 2),  # exact tiles, residual add
+    ((9, 7), 0, nn.SiLU(), False, None, 2),  # unpadded
 ])
 def test_dense_3x3_conv_becomes_winograd_and_computes_the_same(size: tuple[int, int], padding: object,
-                                                                act: nn.Module, residual: bool) -> None:
+                                                                act: nn.Module, residual: bool, largest: str | None,
+                                                                tile: int) -> None:
     graph = _graph(size, padding=padding, act=act, residual=residual)
-    after, stats = _rewrite(graph)
+    after, stats = _rewrite(graph, tile=largest)
     assert stats.matches == 1 and after.op_counts() == {"winograd_conv2d": 1}
     (node,) = [r for r in after.records() if r.op == "winograd_conv2d"]
-    tile = winograd_conv.tile_for(*node.type.shape[2:])
     assert node.attrs["residual"] is residual and node.attrs["tile"] == tile
     assert after.arg_types(node.name)[1].shape == (tile + 2, tile + 2, 8, 8)
     assert max_error(graph, after) <= 1e-5
@@ -108,5 +109,11 @@ def test_a_prelu_conv_is_refused() -> None:
 
 @pytest.mark.parametrize("rule", ["many", "0", "-4", "2.5"])
 def test_an_unknown_rule_value_is_a_usage_error(rule: str) -> None:
-    with pytest.raises(UsageError, match="winograd"):
+    with pytest.raises(UsageError, match="winograd="):
         _rewrite(_graph(), rule)
+
+
+@pytest.mark.parametrize("tile", ["3", "6", "big"])
+def test_an_unknown_tile_rule_value_is_a_usage_error(tile: str) -> None:
+    with pytest.raises(UsageError, match="winograd_tile="):
+        _rewrite(_graph(), tile=tile)
