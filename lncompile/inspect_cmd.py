@@ -44,8 +44,8 @@ def _label(graph: Any, name: str) -> str:
     if rec.op in ("fused_conv2d", "winograd_conv2d"):
         extra = [attrs["activation"]] if attrs["activation"] != "none" else []
         parts.append("+".join(["conv", *extra] + (["add"] if attrs["residual"] else [])))
-    if rec.op == "winograd_conv2d":
-        parts.append(f"F({attrs['tile']}x{attrs['tile']}, 3x3)")
+        if rec.op == "winograd_conv2d":
+            parts.append(f"F({attrs['tile']}x{attrs['tile']}, 3x3)")
     elif rec.op == "squeeze_excite":
         parts.append(f"{attrs['act']}/{attrs['gate']}")
     elif rec.op == "fused_linear":

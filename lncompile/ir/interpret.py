@@ -190,7 +190,7 @@ def _winograd_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
     top, left, bottom, right = at["padding"]
     oh, ow = x.shape[2] + top + bottom - 2, x.shape[3] + left + right - 2
     th, tw = tiles(oh, m), tiles(ow, m)
-    padded = F.pad(x, (left, right + tw * m + 2 - (ow + 2), top, bottom + th * m + 2 - (oh + 2)))
+    padded = F.pad(x, (left, right + tw * m - ow, top, bottom + th * m - oh))  # whole tiles
     d = padded.unfold(2, side, m).unfold(3, side, m)  # [N, C, th, tw, alpha, alpha]
     v = torch.einsum("ia,ncyxab,jb->ijncyx", b_t, d, b_t)
     prod = torch.einsum("ijoc,ijncyx->ijnoyx", u, v)

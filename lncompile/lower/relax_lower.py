@@ -246,12 +246,8 @@ def _conv_node(n: Node) -> Node:
 
 @_emits("fused_conv2d")
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
-    return _activation_and_residual(lw, n, lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3])), a)
-
-
-def _activation_and_residual(lw: _Lowering, n: Node, y: Expr, a: Sequence[Expr]) -> Expr:
-    """The tail of a fused conv node (inputs x, w, b, [residual], [prelu slope]) after its conv output ``y``."""
     act = n.attrs["activation"]
+    y = lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3]))
     y = _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
     return R.add(y, a[3]) if n.attrs["residual"] else y
 

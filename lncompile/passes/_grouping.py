@@ -17,6 +17,7 @@ from ..ir.ops import UNARY_OPS, input_shuffle_groups
 RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "mixconv": (("merge", "split"), "split"),
     "grouped_pointwise": (("grouped", "dense", "dense_for_shuffle"), "grouped"),
+    "winograd_tile": (("2", "4"), "2"),  # read by winograd_conv
 }
 
 # Ops that act on each channel independently with no per-channel parameter (channel axis 1 kept).

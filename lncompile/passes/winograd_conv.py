@@ -28,6 +28,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..ir import Graph, Value
 from ..ir.winograd import transform_weight
+from ._grouping import rule
 from ._match import matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
@@ -35,14 +36,6 @@ PRIORITY = 58  # after the conv fusions (50-55): the fused node's activation and
 RULE = "winograd"
 TILE_RULE = "winograd_tile"
 LARGE_TILE_FROM = 24  # output pixels per side from which F(4x4, 3x3) is used, where the rule allows it
-
-
-def largest_tile(rules: dict[str, str]) -> int:
-    """The largest output tile the target's rule allows (2 unless it says 4)."""
-    value = rules.get(TILE_RULE, "2")
-    if value not in ("2", "4"):
-        raise UsageError(f"target pass rule {TILE_RULE}={value!r} is unknown; use 2 or 4")
-    return int(value)
 
 
 def tile_for(out_height: int, out_width: int, largest: int) -> int:
@@ -78,7 +71,7 @@ def _match(g: Graph, name: str) -> tuple[int] | str | None:
 @graph_pass("winograd_conv")
 def winograd_conv(graph: Graph, stats: PassStats, rules: dict[str, str]) -> Graph:
     """Rewrite dense 3x3 stride-1 convs with at least the rule's input channels to ``winograd_conv2d``."""
-    least, largest = least_channels(rules), largest_tile(rules)
+    least, largest = least_channels(rules), int(rule(rules, TILE_RULE))
     g = graph.copy()
     for name, (channels,) in matches(graph, g, ("conv2d", "fused_conv2d"), _match, stats):
         if least is None or channels < least:
