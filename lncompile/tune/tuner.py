@@ -69,9 +69,17 @@ def measured_with_threads(threads: int | None, force: bool = False) -> Iterator[
 
 @contextlib.contextmanager
 def quiet_metaschedule() -> Iterator[None]:
-    """MetaSchedule logs every batch at INFO on the console; keep that in the per-task log files only."""
+    """MetaSchedule logs every batch at INFO on the console; keep that in the per-task log files only.
+
+    MetaSchedule also rebuilds its logger config on every run from the names of the handlers already on its
+    logger, and fails ("'NoneType' object has no attribute 'format'") on one without a name, such as the log
+    capture pytest attaches to every non-propagating logger: those are set aside for the run and put back.
+    """
     loggers = [logging.getLogger(n) for n in ("tvm.s_tir.meta_schedule", "tvm.meta_schedule")]
     levels = [lg.level for lg in loggers]
+    unnamed = [(lg, h) for lg in loggers for h in lg.handlers if h.get_name() is None]
+    for lg, handler in unnamed:
+        lg.removeHandler(handler)
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
@@ -79,6 +87,8 @@ def quiet_metaschedule() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+        for lg, handler in unnamed:
+            lg.addHandler(handler)
 
 
 class _Stop(Exception):
