@@ -169,6 +169,25 @@ def llvm_targets() -> tuple[str, ...]:
 # same way: both go through fuse_for_target (the first half of the target's default Relax pipeline).
 
 
+# MetaSchedule imports this package (in the tuner and in every build worker, once per batch) only to register
+# tensorization intrinsics; its __init__ parses every target's, CUDA's the most. What each target's schedule
+# rules use (DefaultX86/VNNI/AVX512 -> x86, DefaultARM -> arm_cpu, CUDA tensor cores -> cuda):
+TENSOR_INTRINSICS_PACKAGE = "tvm.s_tir.tensor_intrin"
+_TENSOR_INTRINSICS = {("llvm", "x86_64"): ("x86",), ("llvm", "aarch64"): ("arm_cpu",), ("cuda", ""): ("cuda",)}
+
+
+def tensor_intrinsic_modules(target_json: dict[str, Any]) -> tuple[str, ...] | None:
+    """The submodules of TENSOR_INTRINSICS_PACKAGE that tuning for ``target_json`` needs (None: all)."""
+    kind = str(target_json.get("kind", ""))
+    arch = str(target_json.get("mtriple", "")).split("-")[0] if kind == "llvm" else ""
+    return _TENSOR_INTRINSICS.get((kind, arch))
+
+
+def import_tensor_intrinsics(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(f"{TENSOR_INTRINSICS_PACKAGE}.{name}")
+
+
 def _ms() -> Any:
     from tvm.s_tir import meta_schedule
 

@@ -178,7 +178,7 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
             positions = {h: [i for i, w in enumerate(workloads) if w == h] for h in ranked}
             compared = [(h, j) for h, bodies in ranked.items() if len(bodies) > 1 and positions[h]
                         for j in range(len(bodies))]
-            with worker_startup_fix(), quiet_metaschedule():
+            with worker_startup_fix(problem.target_json), quiet_metaschedule():
                 kernels = tvm_api.compile_schedules([(workload_lines[h], ranked[h][j]) for h, j in compared],
                                                     problem.target,
                                                     tvm_api.ms_local_builder(None, builder_timeout_s, None))

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,20 +32,34 @@ DEFAULT_BUILDER_TIMEOUT_S = 120.0
 
 
 @contextlib.contextmanager
-def worker_startup_fix() -> Iterator[None]:
-    """Put the ``inspect.getmodule`` short-circuit on the workers' PYTHONPATH (and apply it here too)."""
+def worker_startup_fix(target_json: dict[str, Any] | None = None) -> Iterator[None]:
+    """Put the start-up fixes of ``_worker_site/sitecustomize.py`` on the workers' PYTHONPATH and apply them
+    here too: the ``inspect.getmodule`` short-circuit, and with ``target_json`` importing only that target's
+    tensorization intrinsics (a package imported that way here is dropped again afterwards, so a later
+    import elsewhere in this process gets all of them)."""
     spec = importlib.util.spec_from_file_location("_lncompile_worker_site", WORKER_SITE / "sitecustomize.py")
     assert spec is not None and spec.loader is not None
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # patches inspect in this process
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(WORKER_SITE), *([saved] if saved else [])])
+    site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site)  # patches inspect and installs the import-only finder in this process
+    modules = tvm_api.tensor_intrinsic_modules(target_json) if target_json else None
+    package = tvm_api.TENSOR_INTRINSICS_PACKAGE
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", site.IMPORT_ONLY)}
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(WORKER_SITE), *filter(None, [saved["PYTHONPATH"]])])
+    if modules:
+        os.environ[site.IMPORT_ONLY] = f"{package}={','.join(modules)}"
+        tvm_api.import_tensor_intrinsics(modules)  # the package may be here already, imported for another target
+    else:
+        os.environ.pop(site.IMPORT_ONLY, None)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if hasattr(sys.modules.get(package), site.PARTIAL):
+            del sys.modules[package]
 
 
 @contextlib.contextmanager
@@ -283,7 +298,7 @@ def tune(problem: TuningProblem, log_dir: Path, *, trials: int | None = None, tr
     stopped: str | None = None
     try:
         num_cores = tuning_target_json(problem.target_json).get("num-cores")
-        with worker_startup_fix(), quiet_metaschedule(), measured_with_threads(num_cores) as threads:
+        with worker_startup_fix(problem.target_json), quiet_metaschedule(), measured_with_threads(num_cores) as threads:
             if runner is None:  # a remote runner measures with the board's own pool
                 session["measured_threads"] = threads
             tvm_api.tune_tasks(tasks, str(log_dir), max_trials_global=total,

@@ -1,0 +1,61 @@
+"""The tuner's start-up fixes for MetaSchedule's processes (lncompile/tune/_worker_site/sitecustomize.py):
+while tuning for a target, importing TVM's tensorization-intrinsics package registers that target's
+intrinsics only, in a fresh worker process and in the tuner's own; afterwards the tuner's process gets the
+whole package again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lncompile.backend import tvm_api
+from lncompile.backend.build import resolve_target_json
+from lncompile.targets import get as get_target
+from lncompile.tune.tuner import worker_startup_fix
+
+PACKAGE = tvm_api.TENSOR_INTRINSICS_PACKAGE
+# what a MetaSchedule worker does: import the package, then look for the modules it ran
+WORKER = f"import sys, {PACKAGE}; print(sorted(m for m in sys.modules if m.startswith('{PACKAGE}.')))"
+
+
+@pytest.mark.parametrize(("preset", "expected"), [("x86", ("x86",)), ("rpi4", ("arm_cpu",)), ("cuda", ("cuda",))])
+def test_each_target_names_the_intrinsics_its_schedule_rules_use(preset: str, expected: tuple[str, ...]) -> None:
+    assert tvm_api.tensor_intrinsic_modules(resolve_target_json(get_target(preset))) == expected
+
+
+def test_an_unknown_target_kind_imports_all_intrinsics() -> None:
+    assert tvm_api.tensor_intrinsic_modules({"kind": "rocm"}) is None
+
+
+def test_a_worker_started_while_tuning_for_x86_registers_x86_intrinsics_only() -> None:
+    with worker_startup_fix(resolve_target_json(get_target("x86"))):
+        worker = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=dict(os.environ))
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    imported = json.loads(worker.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert f"{PACKAGE}.x86" in imported and f"{PACKAGE}.cuda" not in imported
+
+
+def test_without_a_target_a_worker_imports_the_whole_package() -> None:
+    with worker_startup_fix():
+        worker = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=dict(os.environ))
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert f"{PACKAGE}.cuda" in worker.stdout
+
+
+def test_the_tuners_process_gets_the_whole_package_after_tuning_for_one_target() -> None:
+    script = f"""
+import sys
+from lncompile.tune.tuner import worker_startup_fix
+with worker_startup_fix({{"kind": "llvm", "mtriple": "x86_64-linux-gnu"}}):
+    import {PACKAGE}
+    inside = "{PACKAGE}.cuda" in sys.modules
+import {PACKAGE}
+print(inside, "{PACKAGE}.cuda" in sys.modules, "{PACKAGE}.x86" in sys.modules)
+"""
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert process.stdout.split()[-3:] == ["False", "True", "True"]
