@@ -136,11 +136,9 @@ def fast_worker_start() -> None:
     ``inspect.getmodule`` answers None at once for ``<frozen ...>`` frames) before the worker imports
     MetaSchedule; without it each worker (restarted every batch) spends 40-200 s importing
     ``tvm.s_tir.tensor_intrin`` on this project's machine and the builder times out."""
-    import runpy
+    from .tune.worker_site import apply_worker_site
 
-    fix = Path(__file__).parent / "tune" / "_worker_site" / "sitecustomize.py"
-    if fix.is_file():
-        runpy.run_path(str(fix))
+    apply_worker_site()
 
 
 def wait_for_key(tracker: str, key: str, timeout_s: float = 60.0, poll_s: float = 0.5) -> None:

@@ -8,7 +8,6 @@ appended. ``max_trials_global`` counts the new trials of this run only, so trial
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
@@ -24,8 +23,8 @@ from ..errors import UsageError
 from ..manifest import now_iso
 from . import logdb
 from .tasks import TuningProblem, tuning_target_json
+from .worker_site import WORKER_SITE, apply_worker_site, environ_set
 
-WORKER_SITE = Path(__file__).parent / "_worker_site"
 # MetaSchedule's build workers import TVM (and with it torch) in a fresh process for every batch: on a busy
 # 2-core machine that alone took 20-40 s, so the default 30 s build timeout reported every candidate as failed.
 DEFAULT_BUILDER_TIMEOUT_S = 120.0
@@ -37,29 +36,19 @@ def worker_startup_fix(target_json: dict[str, Any] | None = None) -> Iterator[No
     here too: the ``inspect.getmodule`` short-circuit, and with ``target_json`` importing only that target's
     tensorization intrinsics (a package imported that way here is dropped again afterwards, so a later
     import elsewhere in this process gets all of them)."""
-    spec = importlib.util.spec_from_file_location("_lncompile_worker_site", WORKER_SITE / "sitecustomize.py")
-    assert spec is not None and spec.loader is not None
-    site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site)  # patches inspect and installs the import-only finder in this process
+    site = apply_worker_site()  # patches inspect and installs the import-only finder in this process
     modules = tvm_api.tensor_intrinsic_modules(target_json) if target_json else None
     package = tvm_api.TENSOR_INTRINSICS_PACKAGE
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", site.IMPORT_ONLY)}
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(WORKER_SITE), *filter(None, [saved["PYTHONPATH"]])])
-    if modules:
-        os.environ[site.IMPORT_ONLY] = f"{package}={','.join(modules)}"
-        tvm_api.import_tensor_intrinsics(modules)  # the package may be here already, imported for another target
-    else:
-        os.environ.pop(site.IMPORT_ONLY, None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if hasattr(sys.modules.get(package), site.PARTIAL):
-            del sys.modules[package]
+    python_path = os.pathsep.join([str(WORKER_SITE), *filter(None, [os.environ.get("PYTHONPATH")])])
+    import_only = f"{package}={','.join(modules)}" if modules else None
+    with environ_set(PYTHONPATH=python_path, **{site.IMPORT_ONLY: import_only}):
+        if modules:
+            tvm_api.import_tensor_intrinsics(modules)  # the package may be here already, imported for another target
+        try:
+            yield
+        finally:
+            if hasattr(sys.modules.get(package), site.PARTIAL):
+                del sys.modules[package]
 
 
 @contextlib.contextmanager
@@ -72,14 +61,8 @@ def measured_with_threads(threads: int | None, force: bool = False) -> Iterator[
     if not threads or (saved and not force):
         yield int(saved) if saved and saved.isdigit() else None
         return
-    os.environ["TVM_NUM_THREADS"] = str(threads)
-    try:
+    with environ_set(TVM_NUM_THREADS=str(threads)):
         yield threads
-    finally:
-        if saved is None:
-            os.environ.pop("TVM_NUM_THREADS", None)
-        else:
-            os.environ["TVM_NUM_THREADS"] = saved
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ import pytest
 from lncompile.backend import tvm_api
 from lncompile.backend.build import resolve_target_json
 from lncompile.targets import get as get_target
-from lncompile.tune.tuner import worker_startup_fix
+from lncompile.tune.tuner import measured_with_threads, worker_startup_fix
+from lncompile.tune.worker_site import WORKER_SITE
 
 PACKAGE = tvm_api.TENSOR_INTRINSICS_PACKAGE
 # what a MetaSchedule worker does: import the package, then look for the modules it ran
@@ -49,7 +50,8 @@ def test_without_a_target_a_worker_imports_the_whole_package() -> None:
 def test_the_tuners_process_gets_the_whole_package_after_tuning_for_one_target() -> None:
     script = f"""
 import sys
-from lncompile.tune.tuner import worker_startup_fix
+from lncompile.tune.tuner import measured_with_threads, worker_startup_fix
+from lncompile.tune.worker_site import WORKER_SITE
 with worker_startup_fix({{"kind": "llvm", "mtriple": "x86_64-linux-gnu"}}):
     import {PACKAGE}
     inside = "{PACKAGE}.cuda" in sys.modules
@@ -59,3 +61,14 @@ print(inside, "{PACKAGE}.cuda" in sys.modules, "{PACKAGE}.x86" in sys.modules)
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert process.returncode == 0, process.stderr[-2000:]
     assert process.stdout.split()[-3:] == ["False", "True", "True"]
+
+
+def test_the_environment_is_restored_after_tuning_even_when_it_fails() -> None:
+    before = {name: os.environ.get(name) for name in ("PYTHONPATH", "LNCOMPILE_IMPORT_ONLY", "TVM_NUM_THREADS")}
+    x86 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
+    with pytest.raises(RuntimeError, match="stop"), worker_startup_fix(x86), measured_with_threads(3, force=True):
+        assert os.environ["LNCOMPILE_IMPORT_ONLY"] == f"{PACKAGE}=x86"
+        assert os.environ["TVM_NUM_THREADS"] == "3"
+        assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(WORKER_SITE)
+        raise RuntimeError("stop")
+    assert {name: os.environ.get(name) for name in before} == before
