@@ -72,6 +72,17 @@ def host_cpu_name() -> str:
     return str(tvm.get_global_func("tvm.codegen.llvm.GetHostCPUName")())
 
 
+def llvm_cpu_features(mtriple: str, mcpu: str) -> frozenset[str] | None:
+    """LLVM's feature names for CPU ``mcpu`` of ``mtriple`` (ISA extensions and tuning flags alike), or None
+    when LLVM does not know that CPU for that triple."""
+    from tvm.target import codegen
+
+    if not codegen.llvm_is_valid_cpu(mcpu, mtriple):
+        return None
+    target = tvm.target.Target({"kind": "llvm", "mtriple": mtriple, "mcpu": mcpu})
+    return frozenset(str(name) for name in codegen.llvm_get_cpu_features(target))
+
+
 def make_target(spec: dict[str, Any], host: dict[str, Any] | None = None) -> tvm.target.Target:
     """A TVM target from its JSON form (0.27 rejects the old 'llvm -mcpu=...' strings)."""
     if host is not None:

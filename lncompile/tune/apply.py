@@ -1,11 +1,11 @@
 """Choosing and loading tuning logs for a build.
 
-An explicit ``--tuning-log DIR`` must fit this build (same TVM version and target, see
-:func:`logdb.check_compatible`) or the build stops with the reason. Without one, the logs shipped in
-``lncompile/targets/logs/<preset>/`` (the directory itself, or each of its sub-directories) are applied when
-they fit; the ones that do not are listed in the manifest with the reason. The build applies the merged
-records after fusion, so only kernels whose workload hash matches a record change (see
-:func:`lncompile.backend.tvm_api.apply_database`).
+An explicit ``--tuning-log DIR`` must fit this build (same TVM version, same target or one whose CPU has the
+log CPU's SIMD extensions, see :func:`logdb.check_compatible`) or the build stops with the reason. Without
+one, the logs shipped in ``lncompile/targets/logs/<preset>/`` (the directory itself, or each of its
+sub-directories) are applied when they fit; the ones that do not are listed in the manifest with the reason.
+The build applies the merged records after fusion, so only kernels whose workload hash matches a record
+change (see :func:`lncompile.backend.tvm_api.apply_database`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from . import logdb
 
 @dataclass
 class SelectedLogs:
-    usable: list[tuple[Path, bool]] = field(default_factory=list)  # (log directory, shipped?) that fit this build
+    # (log directory, shipped?, the CPU it was tuned on when not the build's) of the logs that fit this build
+    usable: list[tuple[Path, bool, str | None]] = field(default_factory=list)
     not_applied: list[dict[str, str]] = field(default_factory=list)  # shipped logs that did not fit: {"path", "why"}
     database: Any = None  # after load(): a MetaSchedule MemoryDatabase holding every applied record
     # after load(): {"path", "shipped", "workloads", "records" (valid ones of them), "best_records" (applied),
-    # "in_situ_records" (of those, chosen by in-situ timing rather than as the fastest)}
+    # "in_situ_records" (of those, chosen by in-situ timing rather than as the fastest), and "tuned_on" (the
+    # log's CPU) when that is not the build's}
     logs: list[dict[str, Any]] = field(default_factory=list)
 
     def load(self, wanted: set[str]) -> None:
@@ -31,10 +33,12 @@ class SelectedLogs:
         from ..backend import tvm_api
 
         self.database = tvm_api.memory_database()
-        counts = logdb.load_into(self.database, [directory for directory, _ in self.usable], wanted)
-        for (directory, shipped), (workloads, records, best, in_situ) in zip(self.usable, counts, strict=True):
+        counts = logdb.load_into(self.database, [directory for directory, _, _ in self.usable], wanted)
+        for (directory, shipped, tuned_on), (workloads, records, best, in_situ) in zip(self.usable, counts,
+                                                                                        strict=True):
             self.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads,
-                              "records": records, "best_records": best, "in_situ_records": in_situ})
+                              "records": records, "best_records": best, "in_situ_records": in_situ,
+                              **({"tuned_on": tuned_on} if tuned_on else {})})
 
 
 def shipped_dir() -> Path:
@@ -61,16 +65,18 @@ def select_logs(preset: Any, target_json: dict[str, Any], tuning_log: str | Path
         return None
     selected = SelectedLogs()
     if tuning_log is not None and tuning_log is not True:
-        logdb.check_compatible(Path(tuning_log), target_json)  # raises with the reason
-        selected.usable.append((Path(tuning_log), False))
+        manifest = logdb.check_compatible(Path(tuning_log), target_json)  # raises with the reason
+        selected.usable.append((Path(tuning_log), False, logdb.tuned_for_another_cpu(manifest, target_json)))
         return selected
     for directory in shipped_log_dirs(preset.name):
+        manifest = None
         try:
-            why = logdb.incompatibility(logdb.read_manifest(directory), target_json)
+            manifest = logdb.read_manifest(directory)
+            why = logdb.incompatibility(manifest, target_json)
         except logdb.TuningLogError as e:  # a broken shipped log must not break every build
             why = str(e)
         if why is None:
-            selected.usable.append((directory, True))
+            selected.usable.append((directory, True, logdb.tuned_for_another_cpu(manifest, target_json)))
         else:
             selected.not_applied.append({"path": str(directory), "why": why})
     return selected if selected.usable or selected.not_applied else None

@@ -150,7 +150,7 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
                          f"is not this machine")
     if not logdb.has_database(log_dir):
         raise UsageError(f"{log_dir} holds no tuning log to choose from; tune first")
-    logdb.check_compatible(log_dir, problem.target_json)
+    logdb.check_compatible(log_dir, problem.target_json, same_cpu=True)  # its choice is timed here
     started = time.monotonic()
     tvm_api.set_runtime_threads(threads or problem.preset.threads or tvm_api.physical_cores())
     # each task's workload hash is a structural hash of its kernel: computed once

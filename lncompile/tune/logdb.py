@@ -12,15 +12,16 @@ A log directory holds
   workload's fastest record is still one of those few.
 
 Records are filed under the workload's structural hash, so one directory can serve every model whose fused
-kernels have the same shapes. A record is only meaningful for the TVM version and target that measured it:
-:func:`check_compatible` refuses anything else. Corrupt lines (a crash mid-write, a bad merge) are skipped with
-a warning, never fatal.
+kernels have the same shapes. A record is only meaningful for the TVM version that measured it and a target
+like the one it was measured on (the same, or a CPU with at least its SIMD extensions): :func:`check_compatible`
+refuses anything else. Corrupt lines (a crash mid-write, a bad merge) are skipped with a warning, never fatal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,30 +293,67 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     return write_json_atomic(directory / MANIFEST, manifest)
 
 
-def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
-    """Why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may."""
+# The CPU features a schedule's vector code can depend on: instruction-set extensions (LLVM's names), not the
+# tuning flags LLVM lists beside them (fast-*, slow-*) nor extensions no kernel uses (sse4a, sha, ...).
+SIMD_FEATURE = re.compile(r"^(sse\d*(\.\d)?|ssse3|avx.*|fma|f16c|amx.*|neon|sve.*|dotprod|i8mm|fullfp16|fp16fml|bf16)$")
+
+
+def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any], *,
+                    same_cpu: bool = False) -> str | None:
+    """Why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may.
+
+    A log tuned for another CPU of the same architecture fits when the build's CPU has every SIMD extension
+    the log's CPU has: a record is a schedule (loop transformations), compiled again for the build's CPU, so
+    it runs correctly anywhere and its vector loops find the instructions they were tuned for. How fast it is
+    there was measured on the log's CPU only (see :func:`tuned_for_another_cpu`). ``same_cpu`` (for adding
+    measurements to the log, which are compared with its records) refuses any other CPU.
+    """
     if manifest is None:
         return f"it has no {MANIFEST}, so its TVM version and target are unknown"
     logged_tvm = manifest.get("versions", {}).get("apache-tvm")
     here = versions()["apache-tvm"]
     if logged_tvm != here:
         return f"it was tuned with TVM {logged_tvm} and this is TVM {here}"
-    logged_target = manifest.get("target", {}).get("tvm_target")
-    if logged_target != target_json:
-        keys = sorted({*(logged_target or {}), *target_json})
-        diff = [f"{k}={(logged_target or {}).get(k)!r} (log) vs {target_json.get(k)!r}" for k in keys
-                if (logged_target or {}).get(k) != target_json.get(k)]
-        return f"it was tuned for another target: {', '.join(diff)}"
-    return None
+    logged_target = manifest.get("target", {}).get("tvm_target") or {}
+    if logged_target == target_json:
+        return None
+    keys = sorted({*logged_target, *target_json})
+    diff = [k for k in keys if logged_target.get(k) != target_json.get(k)]
+    described = ", ".join(f"{k}={logged_target.get(k)!r} (log) vs {target_json.get(k)!r}" for k in diff)
+    if same_cpu and diff == ["mcpu"]:
+        return f"it was tuned for another target: {described} (timings from two CPUs cannot share one log)"
+    if diff != ["mcpu"] or target_json.get("kind") != "llvm":
+        return f"it was tuned for another target: {described}"
+    shortfall = cpu_shortfall(target_json["mtriple"], logged_target["mcpu"], target_json["mcpu"])
+    return f"it was tuned for another target: {described}, and {shortfall}" if shortfall else None
 
 
-def check_compatible(directory: Path, target_json: dict[str, Any]) -> dict[str, Any]:
-    """The log's manifest, or a one-line :class:`TuningLogError` saying why it does not fit this build."""
+def cpu_shortfall(mtriple: str, logged_cpu: str, build_cpu: str) -> str | None:
+    """Why schedules tuned on ``logged_cpu`` do not suit ``build_cpu`` (both of ``mtriple``), or None."""
+    from ..backend import tvm_api
+
+    logged = tvm_api.llvm_cpu_features(mtriple, logged_cpu)
+    if logged is None:
+        return f"LLVM knows no CPU {logged_cpu!r} for {mtriple}"
+    lacking = sorted(f for f in logged - (tvm_api.llvm_cpu_features(mtriple, build_cpu) or frozenset())
+                     if SIMD_FEATURE.match(f))
+    return f"this CPU lacks {', '.join(lacking)}" if lacking else None
+
+
+def tuned_for_another_cpu(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
+    """The CPU a fitting log was tuned on when it is not the build's, else None."""
+    logged_cpu = ((manifest or {}).get("target", {}).get("tvm_target") or {}).get("mcpu")
+    return logged_cpu if logged_cpu != target_json.get("mcpu") else None
+
+
+def check_compatible(directory: Path, target_json: dict[str, Any], *, same_cpu: bool = False) -> dict[str, Any]:
+    """The log's manifest, or a one-line :class:`TuningLogError` saying why it does not fit this build
+    (``same_cpu``: see :func:`incompatibility`)."""
     if not directory.is_dir() or not has_database(directory):
         raise TuningLogError(f"tuning log {directory} not found (expected a directory holding {WORKLOADS}); "
                              f"create one with `lncompile tune MODEL --log-dir {directory}`")
     manifest = read_manifest(directory)
-    why = incompatibility(manifest, target_json)
+    why = incompatibility(manifest, target_json, same_cpu=same_cpu)
     if why is not None:
         raise TuningLogError(f"refusing tuning log {directory}: {why}; re-tune with `lncompile tune`")
     assert manifest is not None

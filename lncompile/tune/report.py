@@ -15,12 +15,15 @@ def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
         paths = ", ".join(log["path"] for log in logs)
         records = sum(log["records"] for log in logs)
         in_situ = sum(log.get("in_situ_records", 0) for log in logs)
+        tuned_on = sorted({log["tuned_on"] for log in logs if log.get("tuned_on")})
         by_hand = tuning.get("kernels_by_hand", 0)
         if tuning["kernels_tuned"]:
             lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
                          f"{tuning['kernels']} kernels (tasks) tuned"
                          + (f", {in_situ} with the schedule chosen in situ" if in_situ else "")
-                         + (f"; plus {by_hand} scheduled by hand (not tasks)" if by_hand else ""))
+                         + (f"; plus {by_hand} scheduled by hand (not tasks)" if by_hand else "")
+                         + (f"; schedules tuned on {', '.join(tuned_on)}, a CPU other than this build's "
+                            "(timings may differ: `lncompile tune` re-tunes here)" if tuned_on else ""))
         else:
             lines.append(f"{kind} {paths}: no record for any of the {tuning['kernels']} kernels of this model, "
                          f"built with default schedules (`lncompile tune` makes a log for it)")

@@ -164,7 +164,7 @@ def prepare_log_dir(log_dir: Path, problem: TuningProblem) -> dict[str, Any] | N
     existing = logdb.read_manifest(log_dir)
     if logdb.has_database(log_dir):
         if existing is not None:
-            why = logdb.incompatibility(existing, problem.target_json)
+            why = logdb.incompatibility(existing, problem.target_json, same_cpu=True)
             if why is not None:
                 raise UsageError(f"cannot tune into {log_dir}: {why}; use another --log-dir")
         logdb.repair_in_place(log_dir)

@@ -130,6 +130,27 @@ def test_log_for_another_tvm_or_target_is_refused(tuned: Path, model_onnx: tuple
     assert "\n" not in str(info.value)
 
 
+def test_log_tuned_on_a_cpu_with_fewer_simd_extensions_applies_and_says_so(
+        tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    from lncompile.backend import tvm_api
+
+    if tvm_api.host_cpu_name() == "x86-64":
+        pytest.skip("this host is LLVM's baseline x86-64: no other CPU with fewer extensions to pretend")
+    log_dir = _copy(tuned, tmp_path)
+    manifest = json.loads((log_dir / logdb.MANIFEST).read_text())
+    manifest["target"]["tvm_target"]["mcpu"] = "x86-64"  # SSE2 only: every x86-64 CPU has its extensions
+    (log_dir / logdb.MANIFEST).write_text(json.dumps(manifest))
+    result = lncompile_cli("build", str(model_onnx[0]), "--tuning-log", str(log_dir), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 of 3 kernels (tasks) tuned" in result.stderr and "schedules tuned on x86-64" in result.stderr
+    library = tmp_path / "twokernels-x86.so"
+    assert json.loads(library.with_suffix(".json").read_text())["tuning"]["logs"][0]["tuned_on"] == "x86-64"
+    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = model_onnx[1](torch.from_numpy(x)).numpy()
+    assert relative_error(lncompile.load(library)(x), expected) <= 1e-4
+
+
 def test_loading_a_log_decodes_only_each_workloads_best_record(tuned: Path, tmp_path: Path) -> None:
     from lncompile.backend import tvm_api
 
