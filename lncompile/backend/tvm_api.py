@@ -72,9 +72,11 @@ def host_cpu_name() -> str:
     return str(tvm.get_global_func("tvm.codegen.llvm.GetHostCPUName")())
 
 
+@functools.cache
 def llvm_cpu_features(mtriple: str, mcpu: str) -> frozenset[str] | None:
     """LLVM's feature names for CPU ``mcpu`` of ``mtriple`` (ISA extensions and tuning flags alike), or None
-    when LLVM does not know that CPU for that triple."""
+    when LLVM does not know that CPU for that triple. Cached: a build checks every shipped log's CPU against
+    its own."""
     from tvm.target import codegen
 
     if not codegen.llvm_is_valid_cpu(mcpu, mtriple):

@@ -314,7 +314,7 @@ def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any]
     here = versions()["apache-tvm"]
     if logged_tvm != here:
         return f"it was tuned with TVM {logged_tvm} and this is TVM {here}"
-    logged_target = manifest.get("target", {}).get("tvm_target") or {}
+    logged_target = _logged_target(manifest)
     if logged_target == target_json:
         return None
     keys = sorted({*logged_target, *target_json})
@@ -342,8 +342,13 @@ def cpu_shortfall(mtriple: str, logged_cpu: str, build_cpu: str) -> str | None:
 
 def tuned_for_another_cpu(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
     """The CPU a fitting log was tuned on when it is not the build's, else None."""
-    logged_cpu = ((manifest or {}).get("target", {}).get("tvm_target") or {}).get("mcpu")
+    logged_cpu = _logged_target(manifest).get("mcpu")
     return logged_cpu if logged_cpu != target_json.get("mcpu") else None
+
+
+def _logged_target(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The TVM target JSON a log's manifest says it was tuned for ({} if it says none)."""
+    return (manifest or {}).get("target", {}).get("tvm_target") or {}
 
 
 def check_compatible(directory: Path, target_json: dict[str, Any], *, same_cpu: bool = False) -> dict[str, Any]:
