@@ -33,7 +33,8 @@ class SelectedLogs:
         from ..backend import tvm_api
 
         self.database = tvm_api.memory_database()
-        counts = logdb.load_into(self.database, [directory for directory, _, _ in self.usable], wanted)
+        counts = logdb.load_into(self.database, [directory for directory, _, _ in self.usable], wanted,
+                                 other_cpu=[tuned_on is not None for _, _, tuned_on in self.usable])
         for (directory, shipped, tuned_on), (workloads, records, best, in_situ) in zip(self.usable, counts,
                                                                                         strict=True):
             self.logs.append({"path": str(directory), "shipped": shipped, "workloads": workloads,

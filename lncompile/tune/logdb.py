@@ -222,7 +222,8 @@ def _in_situ_pick(workload: str, ordered: list[Ranked], choices: list[dict[str, 
     return None
 
 
-def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) -> list[tuple[int, int, int, int]]:
+def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
+              other_cpu: list[bool] | None = None) -> list[tuple[int, int, int, int]]:
     """Commit into ``db``, per workload, the record a build applies: the fastest valid one found in any of
     ``directories``, or the one an ``in_situ.json`` of theirs chose (see :func:`_in_situ_pick`).
 
@@ -232,12 +233,15 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) 
     logs are ranked together, not one after another: a kernel that two models share has one hash in both
     logs, and the record applied must be committed with its own log's copy of the kernel
     (:func:`tvm_api.commit_record_with_workload`). ``wanted`` limits loading to these workload hashes (see
-    :func:`parse_log`). Returns per directory (workloads it holds, their valid records, records applied, of
-    which chosen in situ).
+    :func:`parse_log`). ``other_cpu`` flags the directories tuned on a CPU other than the build's (see
+    :func:`tuned_for_another_cpu`): a workload's records measured on the build's own CPU rank before those
+    measured on another, whatever their times, since timings from two CPUs do not compare. Returns per
+    directory (workloads it holds, their valid records, records applied, of which chosen in situ).
     """
     from ..backend import tvm_api
 
     parsed_logs = [parse_log(directory, wanted) for directory in directories]
+    foreign = other_cpu or [False] * len(directories)
     choices = [read_in_situ(directory) for directory in directories]
     ranked: dict[str, list[Ranked]] = {}
     valid = [0] * len(directories)
@@ -250,7 +254,7 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None) 
                 valid[n] += 1
     applied, in_situ = [0] * len(directories), [0] * len(directories)
     for workload_hash, candidates in ranked.items():
-        ordered = sorted(candidates, key=lambda c: c[0])
+        ordered = sorted(candidates, key=lambda c: (foreign[c[1]], c[0]))
         picked = _in_situ_pick(workload_hash, ordered, choices)
         if picked is not None:
             ordered = [picked] + [entry for entry in ordered if entry is not picked]

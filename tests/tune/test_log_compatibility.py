@@ -3,11 +3,13 @@ target or one whose CPU has every SIMD extension of the CPU the log was tuned on
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lncompile.tune import logdb
+from tests.tune.models import shipped_logs_sharing_kernels
 
 X86 = {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "num-cores": 2}
 
@@ -68,3 +70,20 @@ def test_adding_timings_to_a_log_needs_the_same_cpu() -> None:
     why = logdb.incompatibility(manifest, {**X86, "mcpu": "znver5"}, same_cpu=True)
     assert why is not None and "timings from two CPUs cannot share one log" in why
     assert logdb.incompatibility(manifest, {**X86, "mcpu": "znver4"}, same_cpu=True) is None
+
+
+def test_a_kernels_record_from_the_builds_own_cpu_ranks_before_a_faster_one_from_another(tmp_path: Path) -> None:
+    """Two shipped logs sharing kernels: whichever log is flagged as tuned on another CPU gives way on every
+    shared kernel, even where its record is the faster (timings from two CPUs do not compare)."""
+    from lncompile.backend import tvm_api
+
+    logs, best, modules, shared = shipped_logs_sharing_kernels(tmp_path)
+    for own in (0, 1):
+        other = 1 - own
+        assert any(best[other][key] < best[own][key] for key in shared), "no shared kernel where the other is faster"
+        db = tvm_api.memory_database()
+        counts = logdb.load_into(db, logs, wanted=set(shared), other_cpu=[n == other for n in range(2)])
+        assert [applied for _, _, applied, _ in counts] == [len(shared) if n == own else 0 for n in range(2)]
+        for key in shared:
+            seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(modules[key]))
+            assert seconds == pytest.approx(best[own][key])

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ import lncompile
 from lncompile.tune import logdb
 from lncompile.tune.curve import tuning_curve
 from tests.conftest import relative_error
+from tests.tune.models import shipped_logs_sharing_kernels
 
 pytestmark = pytest.mark.slow
 
@@ -209,28 +209,8 @@ def test_a_kernel_two_shipped_logs_share_gets_the_faster_record_without_warnings
     import warnings
 
     from lncompile.backend import tvm_api
-    from lncompile.tune.apply import shipped_dir
 
-    logs = []
-    for name in ("efficientnet_b0", "mnasnet_a1"):  # their databases only: no in-situ choice (tested apart)
-        (tmp_path / name).mkdir()
-        for file in (logdb.WORKLOADS, logdb.RECORDS, logdb.MANIFEST):
-            shutil.copy(shipped_dir() / "x86" / name / file, tmp_path / name / file)
-        logs.append(tmp_path / name)
-    best: list[dict[str, float]] = []
-    modules: dict[str, Any] = {}
-    for log in logs:
-        parsed = logdb.parse_log(log)
-        fastest: dict[str, float] = {}
-        for index, body in parsed.records:
-            key = str(parsed.workloads[index][0])
-            seconds = logdb.mean_run_secs(body)
-            if seconds is not None:
-                fastest[key] = min(fastest.get(key, float("inf")), seconds)
-                modules.setdefault(key, parsed.workloads[index])
-        best.append(fastest)
-    shared = sorted(set(best[0]) & set(best[1]))
-    assert shared, "the two logs no longer share a kernel: pick two that do"
+    logs, best, modules, shared = shipped_logs_sharing_kernels(tmp_path)
     db = tvm_api.memory_database()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
