@@ -241,7 +241,7 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
     from ..backend import tvm_api
 
     parsed_logs = [parse_log(directory, wanted) for directory in directories]
-    foreign = other_cpu or [False] * len(directories)
+    other_cpu = other_cpu or [False] * len(directories)
     choices = [read_in_situ(directory) for directory in directories]
     ranked: dict[str, list[Ranked]] = {}
     valid = [0] * len(directories)
@@ -254,7 +254,7 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
                 valid[n] += 1
     applied, in_situ = [0] * len(directories), [0] * len(directories)
     for workload_hash, candidates in ranked.items():
-        ordered = sorted(candidates, key=lambda c: (foreign[c[1]], c[0]))
+        ordered = sorted(candidates, key=lambda c: (other_cpu[c[1]], c[0]))
         picked = _in_situ_pick(workload_hash, ordered, choices)
         if picked is not None:
             ordered = [picked] + [entry for entry in ordered if entry is not picked]
