@@ -221,14 +221,57 @@ def _pipeline_phases(target: tvm.target.Target) -> Any:
 
 
 def convert_layout(mod: tvm.IRModule, desired: dict[str, list[str]]) -> tvm.IRModule:
-    """Relax's ConvertLayout to ``desired`` ({op name: [data layout, kernel layout]}), then FoldConstant so
-    that the constant weights are stored in the new kernel layout (pre-packed at compile time, no transform
-    left at run time). Layout changes at the graph's boundary stay as layout_transform ops."""
+    """Relax's ConvertLayout to ``desired`` ({op name: [data layout, kernel layout]}). The constant weights
+    come out wrapped in permute_dims to the new kernel layout; :func:`fold_constant_layouts` then stores them
+    so (pre-packed at compile time, no transform left at run time). Layout changes at the graph's boundary
+    stay as layout_transform ops."""
     seq = tvm.transform.Sequential([relax.transform.CanonicalizeBindings(), _clip_as_min_max,
                                     relax.transform.ConvertLayout(desired),
                                     relax.transform.Normalize(), cancel_permutes,
-                                    relax.transform.DeadCodeElimination(), relax.transform.FoldConstant()])
+                                    relax.transform.DeadCodeElimination()])
     return seq(mod)
+
+
+@tvm.transform.module_pass(opt_level=0, name="lncompile.FoldConstantLayouts")
+def fold_constant_layouts(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+    """permute_dims(constant) and reshape(constant) -> the constant so laid out, computed with numpy.
+
+    These are the weights' re-layouts (ConvertLayout's OIHW -> HWIO, one per conv) and the biases' reshapes
+    for broadcasting. FoldConstant would fold them too, but it compiles and runs one TVM kernel per constant
+    (~0.1-0.2 s each: minutes for a NASNet), and it legalizes every call with a constant argument on the way
+    (~8 s for a NASNet with nothing to fold). Both ops only move values, so numpy's result is bit-identical;
+    no other op meets constants alone in a lowered module (tests/compile/test_layout.py checks).
+    """
+    from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+
+    permute = is_op("relax.permute_dims")(is_const())
+    reshape = is_op("relax.reshape")(is_const(), wildcard())
+    folded = 0
+
+    def rewrite_permute(call: relax.Call, _matches: Any) -> relax.Expr:
+        nonlocal folded
+        folded += 1
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
+        return relax.const(np.ascontiguousarray(np.transpose(call.args[0].value.numpy(), axes)))
+
+    def rewrite_reshape(call: relax.Call, _matches: Any) -> relax.Expr:
+        nonlocal folded
+        shape = getattr(call.ty, "shape", None)
+        if shape is None or not all(isinstance(d, tvm.tirx.IntImm) for d in shape):
+            return call
+        folded += 1
+        return relax.const(call.args[0].value.numpy().reshape([int(d) for d in shape]))
+
+    def fold(func: relax.Function) -> relax.Function:
+        nonlocal folded
+        # A weight may be reshaped and then permuted (or the reverse): fold until nothing is left.
+        while True:
+            folded = 0
+            func = rewrite_call(permute, rewrite_permute, rewrite_call(reshape, rewrite_reshape, func))
+            if not folded:
+                return func
+
+    return _rewrite_relax_functions(mod, fold)
 
 
 # ---- fast math: exp-based activations as vectorizable polynomials (lncompile/lower/layout.py) ----
@@ -291,7 +334,9 @@ def fast_math(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def _rewrite_relax_functions(mod: tvm.IRModule, rewrite: Any) -> tvm.IRModule:
-    """``mod`` with every Relax function replaced by ``rewrite(function)`` (TIR functions untouched)."""
+    """A copy of ``mod`` with every Relax function replaced by ``rewrite(function)`` (TIR functions untouched;
+    the caller's module is left as it was)."""
+    mod = mod.clone()
     for gv, func in list(mod.functions_items()):
         if isinstance(func, relax.Function):
             mod[gv] = rewrite(func)

@@ -37,5 +37,5 @@ def apply_layout(mod: Any, layout: str) -> Any:
 def lower(graph: Graph, layout: str = "NCHW", fast_math: bool = False) -> Any:
     """``graph`` as the Relax module a build or a tuning run of a ``layout`` preset compiles (with the preset's
     ``fast_math``: exp-based activations as polynomial kernels, :func:`tvm_api.fast_math`)."""
-    mod = apply_layout(to_relax(graph, layout=layout), layout)
+    mod = tvm_api.fold_constant_layouts(apply_layout(to_relax(graph, layout=layout), layout))
     return tvm_api.fast_math(mod) if fast_math else mod
