@@ -10,8 +10,10 @@ from .fileio import write_json_atomic
 from .manifest import file_sha256, manifest_path
 
 
-def write_artifacts(result: BuildResult, preset: Any, manifest: dict[str, Any], library: Path) -> Path:
-    """Export the library, then its manifest (which records the library's hash). Returns the library path.
+def write_artifacts(result: BuildResult, preset: Any, manifest: dict[str, Any], library: Path,
+                    prebuilt: Path | None = None) -> Path:
+    """Export the library (or copy ``prebuilt``, the same build exported before), then its manifest (which
+    records the library's hash). Returns the library path.
 
     The manifest is written last, and an error or interrupt between the two files removes the library: the
     folder holds a complete pair or neither. Only SIGKILL in that instant can leave the new library without
@@ -19,7 +21,7 @@ def write_artifacts(result: BuildResult, preset: Any, manifest: dict[str, Any], 
     """
     if library.suffix != ".so":
         library = library.with_suffix(".so")
-    export_library(result, preset, library)  # if this fails, an older pair at the same path stays intact
+    export_library(result, preset, library, prebuilt)  # if this fails, an older pair at the same path stays intact
     try:
         manifest.update(library=library.name, library_sha256=file_sha256(library))
         write_json_atomic(manifest_path(library), manifest)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import platform
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,17 +43,46 @@ class CompiledModel:
 
         self.manifest = manifest
         self._build, self._preset, self.graph = build, preset, graph
-        device = manifest["target"].get("device", "cpu")
-        self._device = tvm_api.cuda_device() if device == "cuda" else tvm_api.cpu_device()
-        tvm_api.default_runtime_threads()
-        self._vm = tvm_api.VirtualMachine(module, self._device)
-        self._main = self._vm["main"]
+        self._module = module
+        self._device_kind = manifest["target"].get("device", "cpu")
+        self._device = tvm_api.cuda_device() if self._device_kind == "cuda" else tvm_api.cpu_device()
+        # The VM starts on first use: its machine code is generated then (tens of seconds for a large model),
+        # which a build that is only exported never needs.
+        self._vm: Any = None
+        self._main: Any = None
+        self._library: Path | None = None  # the library a fresh CPU build runs from, reused by export()
         # Inputs are copied into tensors allocated once: a fresh allocation per call cost ~0.15 ms on
         # mobilenet_v3_small (first touch of new pages, in the first kernel). The VM is not reentrant either,
         # so calls from several threads take turns.
         self._input_tensors = [tvm_api.empty_tensor(spec["shape"], spec["dtype"], self._device)
                                for spec in manifest["inputs"]]
         self._lock = threading.Lock()
+
+    def _machine(self) -> Any:
+        """The VM (hold ``_lock``), started on first use."""
+        from .backend import tvm_api
+
+        if self._vm is None:
+            tvm_api.default_runtime_threads()
+            self._vm = tvm_api.VirtualMachine(self._runnable_module(), self._device)
+            self._main = self._vm["main"]
+        return self._vm
+
+    def _runnable_module(self) -> Any:
+        """A fresh CPU build runs from its exported library: LLVM then generates machine code once, for this
+        process and for :meth:`export` alike (running the build in memory JIT-compiles it, and exporting
+        compiles it again). Loaded libraries and GPU builds run as they are."""
+        from .backend import tvm_api
+        from .backend.build import export_library
+
+        if self._build is None or self._device_kind != "cpu":
+            return self._module
+        folder = Path(tempfile.mkdtemp(prefix="lncompile-run-"))
+        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        library = export_library(self._build, self._preset, folder / "model.so")
+        module = tvm_api.load_module(library)
+        self._library = library
+        return module
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -84,6 +116,7 @@ class CompiledModel:
 
         checked = self._check(arrays)
         with self._lock:
+            self._machine()
             self._load_inputs(checked)
             result = self._main(*self._input_tensors)
             results = [result[i] for i in range(len(result))] if len(self.outputs) > 1 else [result]
@@ -99,11 +132,13 @@ class CompiledModel:
         checked = self._check(arrays)
         with self._lock:
             self._load_inputs(checked)
-            return tvm_api.kernel_calls(self._vm, self._input_tensors)
+            return tvm_api.kernel_calls(self._machine(), self._input_tensors)
 
     def time_evaluator(self, number: int = 10, repeat: int = 1) -> Any:
         """TVM's own timer around ``main`` (no Python overhead), for benchmarks."""
-        return self._vm.time_evaluator("main", self._device, number=number, repeat=repeat)
+        with self._lock:
+            machine = self._machine()
+        return machine.time_evaluator("main", self._device, number=number, repeat=repeat)
 
     def export(self, path: str | Path) -> Path:
         """Write the library to ``path`` (a ``.so``) and its manifest beside it (same stem, ``.json``)."""
@@ -111,7 +146,9 @@ class CompiledModel:
 
         if self._build is None:
             raise UsageError("this model was loaded from a library; copy the .so and .json files instead")
-        return write_artifacts(self._build, self._preset, self.manifest, Path(path))
+        with self._lock:
+            library = self._library
+        return write_artifacts(self._build, self._preset, self.manifest, Path(path), prebuilt=library)
 
 
 def load(path: str | Path) -> CompiledModel:

@@ -116,8 +116,11 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     return BuildResult(executable, target_json, host_json, time.perf_counter() - started, tuning)
 
 
-def export_library(result: BuildResult, preset: Any, path: str | Path) -> Path:
-    """Write the library atomically; cross targets link with the preset's cross compiler."""
+def export_library(result: BuildResult, preset: Any, path: str | Path, prebuilt: Path | None = None) -> Path:
+    """Write the library atomically; cross targets link with the preset's cross compiler. ``prebuilt``: this
+    build's library exported before, copied instead of compiling the machine code again."""
+    if prebuilt is not None:
+        return write_atomic(path, lambda tmp: shutil.copyfile(prebuilt, tmp))
     fcompile = fpack_imports = None
     if preset.cross_compiler:
         require_tool(preset.cross_compiler)
