@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFormatError, RuntimeInputError, UsageError
+from .errors import BuildError, ModelFormatError, RuntimeInputError, ToolchainError, UsageError
 from .manifest import check_library_hash, read_manifest
 
 ELF_MAGIC = b"\x7fELF"
@@ -71,7 +71,9 @@ class CompiledModel:
     def _runnable_module(self) -> Any:
         """A fresh CPU build runs from its exported library: LLVM then generates machine code once, for this
         process and for :meth:`export` alike (running the build in memory JIT-compiles it, and exporting
-        compiles it again). Loaded libraries and GPU builds run as they are."""
+        compiles it again). Loaded libraries and GPU builds run as they are, and so does a build that cannot be
+        exported here (no C++ compiler to link it, say: running in memory needs none, and export() will say
+        what is missing)."""
         from .backend import tvm_api
         from .backend.build import export_library
 
@@ -79,7 +81,10 @@ class CompiledModel:
             return self._module
         folder = Path(tempfile.mkdtemp(prefix="lncompile-run-"))
         weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
-        library = export_library(self._build, self._preset, folder / "model.so")
+        try:
+            library = export_library(self._build, self._preset, folder / "model.so")
+        except (BuildError, ToolchainError):
+            return self._module
         module = tvm_api.load_module(library)
         self._library = library
         return module

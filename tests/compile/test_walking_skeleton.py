@@ -126,3 +126,34 @@ def test_failed_export_leaves_no_partial_library(tiny_block: nn.Module, tiny_inp
     with pytest.raises(BuildError, match="linker died"):
         compiled.export(tmp_path / "tiny.so")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_that_ran_exports_the_library_it_ran(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first call runs the build from its exported library; export() then copies that library."""
+    from lncompile.backend import tvm_api
+
+    compiled = lncompile.compile(tiny_block, "x86", example_input=tiny_input)
+    y = compiled(tiny_input)
+    compiled_again: list[object] = []
+    monkeypatch.setattr(tvm_api, "export_executable", lambda *args, **kwargs: compiled_again.append(args))
+    library = compiled.export(tmp_path / "tiny.so")
+    assert compiled_again == []
+    np.testing.assert_array_equal(lncompile.load(library)(tiny_input), y)
+
+
+def test_a_build_that_cannot_be_linked_still_runs(tiny_block: nn.Module, tiny_input: np.ndarray, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from lncompile.backend import tvm_api
+
+    def no_linker(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("g++: command not found")
+
+    compiled = lncompile.compile(tiny_block, "x86", example_input=tiny_input)
+    monkeypatch.setattr(tvm_api, "export_executable", no_linker)
+    with torch.no_grad():
+        expected = tiny_block(torch.from_numpy(tiny_input)).numpy()
+    assert relative_error(compiled(tiny_input), expected) <= 1e-4  # in memory, as before
+    with pytest.raises(BuildError, match="g\\+\\+: command not found"):
+        compiled.export(tmp_path / "tiny.so")
+    assert list(tmp_path.iterdir()) == []
