@@ -73,6 +73,7 @@ class _CrossCompiled(CompiledModel):
 
     def __init__(self, result: Any, preset: Any, manifest: dict[str, Any], graph: Any) -> None:
         self.manifest, self._build, self._preset, self.graph = manifest, result, preset, graph
+        self._library = None  # never run here, so never exported before export()
 
     def __call__(self, *arrays: Any) -> Any:
         from .errors import UsageError

@@ -151,9 +151,7 @@ class CompiledModel:
 
         if self._build is None:
             raise UsageError("this model was loaded from a library; copy the .so and .json files instead")
-        with self._lock:
-            library = self._library
-        return write_artifacts(self._build, self._preset, self.manifest, Path(path), prebuilt=library)
+        return write_artifacts(self._build, self._preset, self.manifest, Path(path), prebuilt=self._library)
 
 
 def load(path: str | Path) -> CompiledModel:
