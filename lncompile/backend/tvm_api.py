@@ -698,8 +698,8 @@ def evaluate_constant_calls(mod: tvm.IRModule) -> tvm.IRModule:
     built = tvm.tirx.build(tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in wanted.items()}),
                            target=tvm.target.Target({"kind": "llvm", "opt-level": 0}))
     with tempfile.TemporaryDirectory(prefix="lncompile-pack-") as folder:
-        built.export_library(f"{folder}/packers.so")
-        library = tvm.runtime.load_module(f"{folder}/packers.so")
+        built.export_library(f"{folder}/packers.so")  # not export_executable: that is the model library's export
+        library = load_module(f"{folder}/packers.so")
 
     def evaluate(expr: relax.Expr, matches: Any) -> relax.Expr:
         call = matches[call_tir]
@@ -707,8 +707,7 @@ def evaluate_constant_calls(mod: tvm.IRModule) -> tvm.IRModule:
         name = call.args[0].name_hint if isinstance(call.args[0], tvm.ir.GlobalVar) else None
         if inputs is None or name not in wanted:
             return expr
-        outputs = [tvm.runtime.empty(tuple(int(d) for d in t.shape), str(t.dtype), tvm.cpu(0))
-                   for t in out_types(call)]
+        outputs = [empty_tensor([int(d) for d in t.shape], str(t.dtype), cpu_device()) for t in out_types(call)]
         library[name](*inputs, *outputs)
         constants = [relax.const(o.numpy()) for o in outputs]
         return relax.Tuple(constants) if isinstance(call.ty, relax.TupleType) else constants[0]
