@@ -116,8 +116,9 @@ def metaschedule_rpc_runner(tracker: str, key: str, *, number: int = 3, repeat: 
 
 def metaschedule_cross_builder(cross_compiler: str, options: tuple[str, ...] = (), *, timeout_s: float = 120.0,
                                max_workers: int | None = None) -> Any:
-    """A MetaSchedule ``LocalBuilder`` whose candidates are linked into ``.so`` files here by ``cross_compiler``
-    (e.g. ``aarch64-linux-gnu-g++``), so the boards' RPC servers load them without compiling anything.
+    """A MetaSchedule local builder (``tvm_api.ms_local_builder``) whose candidates are linked into ``.so`` files
+    here by ``cross_compiler`` (e.g. ``aarch64-linux-gnu-g++``), so the boards' RPC servers load them without
+    compiling anything.
 
     The export function is a ``functools.partial`` of a module-level function: the builder's worker
     processes receive it pickled by reference.

@@ -477,7 +477,7 @@ def tune_tasks(tasks: list[Any], work_dir: str, *, max_trials_global: int, max_t
     return ms.tune.tune_tasks(
         tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=max_trials_global,
         max_trials_per_task=max_trials_per_task, num_trials_per_iter=num_trials_per_iter,
-        builder=builder or ms.builder.LocalBuilder(timeout_sec=builder_timeout_s, max_workers=builder_workers),
+        builder=builder or ms_local_builder(None, builder_timeout_s, builder_workers),
         runner=runner, database="json", cost_model="xgb",
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callbacks])
 
@@ -926,8 +926,71 @@ def ms_rpc_runner(host: str, port: int, key: str, *, number: int, repeat: int, m
 
 
 def ms_local_builder(f_export: Any, timeout_s: float, max_workers: int | None, initializer: Any = None) -> Any:
-    return _ms().builder.LocalBuilder(f_export=f_export, timeout_sec=timeout_s, max_workers=max_workers,
-                                      initializer=initializer)
+    """A MetaSchedule builder compiling candidates in local worker processes that live across build rounds."""
+    return _persistent_builder_class()(f_export=f_export, timeout_sec=timeout_s, max_workers=max_workers,
+                                       initializer=initializer)
+
+
+# A build worker is retired after this many candidates: why TVM restarts its pool each round (memory growth in
+# long-lived workers), bounded here instead of paid for every round.
+BUILDS_PER_WORKER = 256
+
+
+@functools.cache
+def _persistent_builder_class() -> type:
+    """MetaSchedule's LocalBuilder with one worker pool for the builder's lifetime.
+
+    TVM's LocalBuilder starts a fresh process pool for every ``build`` call (each round of a tuning run), and
+    every worker imports TVM before it compiles anything: ~11 s a round on a 2-core machine, more than the
+    round's own compiles take for small kernels. Here workers start on the first round and serve the rest,
+    each retired after :data:`BUILDS_PER_WORKER` candidates; a worker that times out is replaced by the pool.
+    """
+    ms = _ms()
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import local_builder
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    @derived_object
+    class PersistentLocalBuilder(ms.builder.PyBuilder):
+        def __init__(self, *, max_workers: int | None = None, timeout_sec: float = 30.0, f_build: Any = None,
+                     f_export: Any = None, initializer: Any = None) -> None:
+            super().__init__()
+            self.max_workers = max_workers or ms.utils.cpu_count(logical=True)
+            self.timeout_sec = timeout_sec
+            self.f_build, self.f_export, self.initializer = f_build, f_export, initializer
+            self._pool: Any = None
+
+        def build(self, build_inputs: list[Any]) -> list[Any]:
+            if self._pool is None:
+                self._pool = PopenPoolExecutor(max_workers=self.max_workers, timeout=self.timeout_sec,
+                                               initializer=self.initializer,
+                                               maximum_process_uses=BUILDS_PER_WORKER)
+            jobs = [(self.f_build, self.f_export, i.mod, i.target, local_builder._serialize_params(i.params))
+                    for i in build_inputs]
+            results = []
+            for outcome in self._pool.map_with_error_catching(lambda job: local_builder._worker_func(*job), jobs):
+                if outcome.status == StatusKind.COMPLETE:
+                    results.append(ms.builder.BuilderResult(outcome.value, None))
+                elif outcome.status == StatusKind.TIMEOUT:
+                    results.append(ms.builder.BuilderResult(
+                        None, f"LocalBuilder: Timeout, killed after {self.timeout_sec} seconds"))
+                else:
+                    results.append(ms.builder.BuilderResult(
+                        None, f"LocalBuilder: An exception occurred\n{outcome.value}"))
+            return results
+
+        def worker_pids(self) -> set[int]:
+            """The process ids of the running build workers (none before the first build)."""
+            workers = self._pool._worker_map.values() if self._pool is not None else ()
+            return {w._proc.pid for w in workers if w._proc is not None and w._proc.poll() is None}
+
+        def close(self) -> None:
+            """Stop the workers now (they also stop when the builder is garbage collected)."""
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    return PersistentLocalBuilder
 
 
 def export_shared_library(compiler: str, options: list[str], module: Any) -> str:

@@ -54,7 +54,6 @@ def measure_into(db: Any, records: list[Any], problem: TuningProblem, *, threads
     measured = failed = 0
     bar = tqdm(total=len(records), unit="schedule", desc=desc, disable=not show_progress, dynamic_ncols=True)
     try:
-        # Build workers start a fresh process (importing TVM) per build call: build in large batches.
         with worker_startup_fix(problem.target_json), quiet_metaschedule(), measured_with_threads(threads, force=True):
             builder = tvm_api.ms_local_builder(None, builder_timeout_s, None)
             runner = tvm_api.local_runner()

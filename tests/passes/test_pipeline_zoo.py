@@ -25,16 +25,10 @@ from lncompile.ir.precision import as_float64
 from lncompile.passes.pipeline import optimize
 from tests.conftest import relative_error
 from tests.passes._util import count, inputs_for
+from tests.zoo._checks import smallest_of_each_family
 
 RESOLUTIONS = (64, 96, 128, 160, 256)
 BN_FREE_FAMILIES = {"mobilenet", "efficientnet", "mnasnet", "ghostnet", "shufflenet"}
-
-
-def _first_of_each_family() -> list[str]:
-    first: dict[str, str] = {}
-    for name in lncompile.graphs.names():
-        first.setdefault(lncompile.graphs.spec(name).family, name)
-    return sorted(first.values())
 
 
 def _import_small(name: str):
@@ -46,7 +40,7 @@ def _import_small(name: str):
     pytest.skip(f"{name} accepts none of the resolutions {RESOLUTIONS}")
 
 
-@pytest.mark.parametrize("name", _first_of_each_family())
+@pytest.mark.parametrize("name", smallest_of_each_family())
 def test_pipeline_preserves_outputs(name: str) -> None:
     graph = _import_small(name).graph
     family = lncompile.graphs.spec(name).family

@@ -72,3 +72,24 @@ def test_the_environment_is_restored_after_tuning_even_when_it_fails() -> None:
         assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(WORKER_SITE)
         raise RuntimeError("stop")
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def test_build_workers_serve_every_round_and_stop_when_closed() -> None:
+    """TVM's LocalBuilder starts (and imports TVM in) fresh workers for every round; ours start once."""
+    target_json = resolve_target_json(get_target("x86"))
+    builder = tvm_api.ms_local_builder(None, timeout_s=120, max_workers=1)
+    runner = tvm_api.local_runner(min_repeat_ms=0)
+    try:
+        assert builder.worker_pids() == set()
+        with worker_startup_fix(target_json):
+            first = tvm_api.ms_measure_vector_add(builder, runner, target_json)
+            workers = builder.worker_pids()
+            second = tvm_api.ms_measure_vector_add(builder, runner, target_json, n=8192)
+        assert len(workers) == 1 and builder.worker_pids() == workers
+        assert all(s > 0 for s in first + second)
+    finally:
+        builder.close()
+    assert builder.worker_pids() == set()
+    pid = workers.pop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -9,6 +9,20 @@ from lncompile import graphs
 from tests.zoo._counting import params_macs
 
 
+def smallest_of_each_family() -> list[str]:
+    """Each family's member with the fewest published MACs (the first by name where none are published)."""
+    def macs(name: str) -> float:
+        published = graphs.spec(name).published
+        return published.macs if published is not None else float("inf")
+
+    smallest: dict[str, str] = {}
+    for name in graphs.names():
+        family = graphs.spec(name).family
+        if family not in smallest or macs(name) < macs(smallest[family]):
+            smallest[family] = name
+    return sorted(smallest.values())
+
+
 def assert_forward(model: nn.Module, resolution: int = 64, num_classes: int = 1000, batch: int = 1) -> torch.Tensor:
     """Run ``model`` on a random batch of ``resolution`` square images; assert finite (batch, num_classes) logits."""
     with torch.no_grad():

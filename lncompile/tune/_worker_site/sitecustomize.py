@@ -1,7 +1,8 @@
 """Start-up fixes for MetaSchedule's build/run worker processes (on their PYTHONPATH only while tuning).
 
-Why: LocalBuilder restarts its worker processes for every batch, and each worker (and the tuner itself, once)
-imports ``tvm.s_tir.tensor_intrin`` to register tensorization intrinsics.
+Why: each build/run worker process (lncompile's builder keeps its workers across rounds; TVM's LocalBuilder
+restarted them every round) and the tuner itself, once, imports ``tvm.s_tir.tensor_intrin`` to register
+tensorization intrinsics.
 
 1. The TVMScript parser calls ``inspect.stack()`` for ~500 intrinsics, and for every frame whose file name is
    a pseudo-name such as ``<frozen importlib._bootstrap>`` the standard library's ``inspect.getmodule`` walks
