@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend.build import INSTALL_HINTS, require_tool
+from .backend.tools import INSTALL_HINTS, require_tool
 from .errors import LncompileError, ToolchainError, UsageError
 from .manifest import read_manifest
 from .runner import SOURCE as RUNNER_SOURCE

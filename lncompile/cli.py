@@ -106,11 +106,14 @@ def _import(model: str, resolution: int | None, batch: int, width_mult: float | 
 def build(model: str, target: str, arch: str | None, output_dir: Path, no_passes: bool, tuning_log: Path | None,
           no_tuning_log: bool, **model_opts: Any) -> None:
     """Compile MODEL (a zoo name or an .onnx file) into a shared library for TARGET."""
-    from .api import compile_imported
+    from .backend.tools import require_preset_tools
     from .targets import get as get_target
 
     preset = get_target(target)
+    require_preset_tools(preset)  # a missing compiler fails before the model and TVM are imported
     imported = _import(model, **model_opts)
+    from .api import compile_imported
+
     compiled = compile_imported(imported, preset, arch=arch, passes=not no_passes,
                                 tuning_log=False if no_tuning_log else tuning_log)
     from .tune.report import describe_tuning

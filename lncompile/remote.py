@@ -124,7 +124,7 @@ def metaschedule_cross_builder(cross_compiler: str, options: tuple[str, ...] = (
     processes receive it pickled by reference.
     """
     from .backend import tvm_api
-    from .backend.build import require_tool
+    from .backend.tools import require_tool
 
     require_tool(cross_compiler)
     export = functools.partial(tvm_api.export_shared_library, cross_compiler, list(options))
@@ -167,8 +167,10 @@ def running_tracker(host: str = "127.0.0.1", port: int = 9190, port_end: int | N
     """A tracker process bound to ``host`` (loopback by default) on the first free port in
     ``[port, port_end)``; always terminated on exit (TVM's trackers otherwise outlive an aborted run)."""
     from .backend import tvm_api
+    from .tune.worker_site import worker_environment
 
-    tracker = tvm_api.rpc_start_tracker(host, port, port_end or port + 10)
+    with worker_environment():  # TVM runs the tracker in a child process, which needs no torch
+        tracker = tvm_api.rpc_start_tracker(host, port, port_end or port + 10)
     try:
         yield tracker
     finally:
@@ -185,7 +187,10 @@ def running_server(host: str = "127.0.0.1", port: int = 9090, port_end: int | No
     tracker_addr = parse_address(tracker) if tracker else None
     if tracker_addr is not None:
         _check_reachable(*tracker_addr)
-    server = tvm_api.rpc_start_server(host, port, port_end or port + 10, tracker_addr, key)
+    from .tune.worker_site import worker_environment
+
+    with worker_environment():  # the child process TVM serves from loads and times libraries: no torch
+        server = tvm_api.rpc_start_server(host, port, port_end or port + 10, tracker_addr, key)
     try:
         yield server
     finally:

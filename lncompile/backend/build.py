@@ -14,14 +14,7 @@ from ..ir import Graph
 from ..lower.layout import lower
 from . import tvm_api
 from .device_code import fatbin_packer
-
-# How to get each external tool on Debian/Ubuntu (named in the error when it is missing).
-INSTALL_HINTS = {
-    "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu",
-    "aarch64-linux-gnu-gcc": "apt-get install gcc-aarch64-linux-gnu",
-    "qemu-aarch64": "apt-get install qemu-user",
-    "nvcc": "apt-get install nvidia-cuda-toolkit (or NVIDIA's CUDA toolkit) and put nvcc on PATH",
-}
+from .tools import require_preset_tools, require_tool
 
 
 def resolve_target_json(preset: Any) -> dict[str, Any]:
@@ -46,18 +39,12 @@ def resolve_host_json(preset: Any) -> dict[str, Any] | None:
     return host
 
 
-def require_tool(tool: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        raise ToolchainError(f"{tool} not found; install it with: {INSTALL_HINTS.get(tool, tool)}")
-    return found
-
-
 def check_toolchain(preset: Any, target_json: dict[str, Any]) -> None:
     """Fail in one line, before a build that may take minutes, if this machine cannot produce the library.
 
     An LLVM target needs its CPU architecture compiled into TVM's LLVM (the ``mtriple``'s first component,
-    e.g. ``aarch64``); a cross target also needs its cross compiler to link the exported ``.so``.
+    e.g. ``aarch64``); a cross target also needs its cross compiler to link the exported ``.so``, a CUDA
+    target nvcc (device code is compiled with it at export, or by codegen on a GPU machine).
     """
     triple = target_json.get("mtriple")
     if target_json.get("kind") == "llvm" and triple:
@@ -65,8 +52,7 @@ def check_toolchain(preset: Any, target_json: dict[str, Any]) -> None:
         if arch not in tvm_api.llvm_targets():
             raise ToolchainError(f"this TVM's LLVM cannot emit {arch} code (target {preset.name}); install an "
                                  f"apache-tvm wheel whose LLVM includes the {arch} backend (PyPI's does)")
-    if preset.cross_compiler:
-        require_tool(preset.cross_compiler)
+    require_preset_tools(preset)
 
 
 @dataclass
@@ -91,8 +77,6 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     check_toolchain(preset, target_json)
     logs = select_logs(preset, target_json, tuning_log) if preset.device == "cpu" else None
     tuning = None
-    if preset.device == "cuda":  # device code is compiled with nvcc (at export, or by codegen on a GPU machine)
-        require_tool("nvcc")
     mod = relax_module if relax_module is not None else lower(graph, preset.layout, preset.fast_math)
     try:
         target = tvm_api.make_target(target_json, host_json)

@@ -23,10 +23,11 @@ from ..errors import UsageError
 from ..manifest import now_iso
 from . import logdb
 from .tasks import TuningProblem, tuning_target_json
-from .worker_site import WORKER_SITE, apply_worker_site, environ_set
+from .worker_site import apply_worker_site, environ_set, worker_environment
 
-# MetaSchedule's build workers import TVM (and with it torch) in a fresh process for every batch: on a busy
-# 2-core machine that alone took 20-40 s, so the default 30 s build timeout reported every candidate as failed.
+# A build worker's first candidate waits for the worker to import TVM: 20-40 s on a busy 2-core machine when
+# workers were restarted every batch and imported torch too, and MetaSchedule's default 30 s build timeout then
+# reported every candidate as failed.
 DEFAULT_BUILDER_TIMEOUT_S = 120.0
 
 
@@ -35,13 +36,13 @@ def worker_startup_fix(target_json: dict[str, Any] | None = None) -> Iterator[No
     """Put the start-up fixes of ``_worker_site/sitecustomize.py`` on the workers' PYTHONPATH and apply them
     here too: the ``inspect.getmodule`` short-circuit, and with ``target_json`` importing only that target's
     tensorization intrinsics (a package imported that way here is dropped again afterwards, so a later
-    import elsewhere in this process gets all of them)."""
+    import elsewhere in this process gets all of them). Workers started meanwhile run without torch (this
+    process keeps its own)."""
     site = apply_worker_site()  # patches inspect and installs the import-only finder in this process
     modules = tvm_api.tensor_intrinsic_modules(target_json) if target_json else None
     package = tvm_api.TENSOR_INTRINSICS_PACKAGE
-    python_path = os.pathsep.join([str(WORKER_SITE), *filter(None, [os.environ.get("PYTHONPATH")])])
     import_only = f"{package}={','.join(modules)}" if modules else None
-    with environ_set(PYTHONPATH=python_path, **{site.IMPORT_ONLY: import_only}):
+    with worker_environment(**{site.IMPORT_ONLY: import_only}):
         if modules:
             tvm_api.import_tensor_intrinsics(modules)  # the package may be here already, imported for another target
         try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 WORKER_SITE = Path(__file__).parent / "_worker_site"
+NO_TORCH = "LNCOMPILE_WORKER_NO_TORCH"  # read by the worker site: "1" keeps torch out of a fresh process
 
 
 def apply_worker_site() -> types.ModuleType:
@@ -23,6 +24,15 @@ def apply_worker_site() -> types.ModuleType:
     site = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(site)
     return site
+
+
+@contextlib.contextmanager
+def worker_environment(**extra: str | None) -> Iterator[None]:
+    """Processes started in the block run the worker site (on their PYTHONPATH) and import TVM without torch;
+    ``extra``: more variables to set (a string) or unset (None) meanwhile."""
+    python_path = os.pathsep.join([str(WORKER_SITE), *filter(None, [os.environ.get("PYTHONPATH")])])
+    with environ_set(PYTHONPATH=python_path, **{NO_TORCH: "1"}, **extra):
+        yield
 
 
 @contextlib.contextmanager

@@ -40,6 +40,16 @@ def test_a_worker_started_while_tuning_for_x86_registers_x86_intrinsics_only() -
     assert f"{PACKAGE}.x86" in imported and f"{PACKAGE}.cuda" not in imported
 
 
+def test_a_worker_started_while_tuning_imports_tvm_without_torch() -> None:
+    """tvm_ffi imports torch whenever it can, and that was most of a worker's start; workers never use it."""
+    probe = "import sys, tvm; from tvm.s_tir import meta_schedule; print('torch' in sys.modules)"
+    with worker_startup_fix(resolve_target_json(get_target("x86"))):
+        worker = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(os.environ))
+        assert not any(getattr(f, "lncompile_no_torch", False) for f in sys.meta_path)  # the tuner keeps torch
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert worker.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_without_a_target_a_worker_imports_the_whole_package() -> None:
     with worker_startup_fix():
         worker = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=dict(os.environ))

@@ -8,23 +8,27 @@ each family lowers to kernels that compute what PyTorch computes, which LLVM's o
 change. At the default level 3 LLVM spent most of each compile on the zoo's untuned kernels (naive loop nests
 it unrolls and vectorizes: mixnet_s at 64 px took 128 s at level 3, 35 s at level 0); tuned builds and the
 CLI's default build are compiled at level 3 by the other tests.
+
+Both tests of a family read one import of it (``torch.export`` is a third of a compile's time here), made on first
+use in this process: pytest-xdist's ``--dist loadfile`` runs the file's tests in one process.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import lncompile
 from lncompile import graphs, targets
 from lncompile.analysis.profile import profile
+from lncompile.api import compile_imported
 from lncompile.errors import UsageError
-from lncompile.frontend.torch_export import from_torch
+from lncompile.frontend import ImportedModel, import_model
 from tests.conftest import relative_error
 from tests.zoo._checks import smallest_of_each_family
 
@@ -37,14 +41,16 @@ def x86_unoptimized() -> targets.TargetPreset:
     return dataclasses.replace(x86, name="x86-O0", tvm_target={**x86.tvm_target, "opt-level": 0})
 
 
-def create_small(name: str) -> tuple[torch.nn.Module, np.ndarray]:
+@functools.cache
+def imported_small(name: str) -> tuple[torch.nn.Module, np.ndarray, ImportedModel]:
+    """Zoo model ``name`` at its smallest accepted reduced resolution, an input, and the model imported to IR."""
     for resolution in REDUCED_RESOLUTIONS:
         try:
             model = graphs.create(name, resolution=resolution)
         except UsageError:
             continue
         x = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
-        return model, x
+        return model, x, import_model(model, x)
     raise AssertionError(f"{name} accepts none of {REDUCED_RESOLUTIONS}")
 
 
@@ -55,9 +61,8 @@ def test_every_family_is_represented() -> None:
 
 @pytest.mark.parametrize("name", smallest_of_each_family())
 def test_ir_profile_matches_pytorch_counts(name: str) -> None:
-    model, x = create_small(name)
-    graph = from_torch(model, torch.from_numpy(x))
-    counted = profile(graph)
+    model, x, imported = imported_small(name)
+    counted = profile(imported.graph)
     assert counted.params == sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as flops, torch.no_grad():
         model(torch.from_numpy(x))
@@ -68,8 +73,8 @@ def test_ir_profile_matches_pytorch_counts(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", smallest_of_each_family())
 def test_family_compiles_for_x86_and_matches_pytorch(name: str) -> None:
-    model, x = create_small(name)
-    compiled = lncompile.compile(model, x86_unoptimized(), example_input=x)
+    model, x, imported = imported_small(name)
+    compiled = compile_imported(imported, x86_unoptimized())
     assert compiled.manifest["target"]["tvm_target"]["opt-level"] == 0
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()

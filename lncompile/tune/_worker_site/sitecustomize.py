@@ -15,6 +15,12 @@ tensorization intrinsics.
    ``LNCOMPILE_IMPORT_ONLY`` (``package=sub1,sub2``); importing the package then runs those submodules
    instead of its ``__init__``. Measured on the same machine in a slow spell: 13.8 s for the whole
    package, 0.4 s for x86's intrinsics alone.
+3. ``tvm_ffi`` imports torch, if it can, before anything else (a guard against a symbol clash seen on one
+   Windows/Python pairing); nothing a worker does (compile a candidate, time it) uses it, and it is most of
+   the worker's start: ``import tvm`` 10.4 s with torch, 3.7 s without, on the same machine. With
+   ``LNCOMPILE_WORKER_NO_TORCH=1`` in a fresh process, importing torch raises ImportError, which tvm_ffi
+   and TVM treat as "torch is not installed". A process that has torch already (the tuner, when it applies
+   this file to itself) keeps it: the finder is installed only where torch is not imported yet.
 """
 
 from __future__ import annotations
@@ -86,3 +92,21 @@ class _ImportOnlyFinder(importlib.abc.MetaPathFinder):
 
 if not any(getattr(finder, "lncompile_import_only", False) for finder in sys.meta_path):
     sys.meta_path.insert(0, _ImportOnlyFinder())
+
+
+NO_TORCH = "LNCOMPILE_WORKER_NO_TORCH"  # lncompile.tune.worker_site.NO_TORCH (this file imports nothing of it)
+
+
+class _NoTorchFinder(importlib.abc.MetaPathFinder):
+    lncompile_no_torch = True
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "torch" or fullname.startswith("torch."):
+            raise ModuleNotFoundError(f"no torch in an lncompile tuning worker ({NO_TORCH}=1)", name=fullname)
+        return None
+
+
+if (os.environ.get(NO_TORCH) == "1" and "torch" not in sys.modules
+        and not any(getattr(finder, "lncompile_no_torch", False) for finder in sys.meta_path)):
+    sys.meta_path.insert(0, _NoTorchFinder())
