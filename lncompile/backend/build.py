@@ -14,7 +14,7 @@ from ..ir import Graph
 from ..lower.layout import lower
 from . import tvm_api
 from .device_code import fatbin_packer
-from .tools import require_preset_tools, require_tool
+from .tools import require_preset_tools
 
 
 def resolve_target_json(preset: Any) -> dict[str, Any]:
@@ -105,12 +105,11 @@ def export_library(result: BuildResult, preset: Any, path: str | Path, prebuilt:
     build's library exported before, copied instead of compiling the machine code again."""
     if prebuilt is not None:
         return write_atomic(path, lambda tmp: shutil.copyfile(prebuilt, tmp))
+    require_preset_tools(preset)
     fcompile = fpack_imports = None
     if preset.cross_compiler:
-        require_tool(preset.cross_compiler)
         fcompile = tvm_api.cross_compiler(preset.cross_compiler, list(preset.cross_compiler_options))
     if preset.device == "cuda":  # embed compiled kernels, not CUDA source: the board needs no nvcc/NVRTC
-        require_tool("nvcc")
         fpack_imports = fatbin_packer(result.target_json["arch"])
 
     def write(tmp: Path) -> None:

@@ -9,15 +9,15 @@ change. At the default level 3 LLVM spent most of each compile on the zoo's untu
 it unrolls and vectorizes: mixnet_s at 64 px took 128 s at level 3, 35 s at level 0); tuned builds and the
 CLI's default build are compiled at level 3 by the other tests.
 
-Both tests of a family read one import of it (``torch.export`` is a third of a compile's time here), made on first
-use in this process: pytest-xdist's ``--dist loadfile`` runs the file's tests in one process.
+Both tests of a family read one import of it (``torch.export`` is a third of a compile's time here): the
+``small_model`` fixture is module-scoped and parametrized by family, so pytest runs both tests of one family
+before it imports the next, and holds one family's model at a time.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 
 import numpy as np
 import pytest
@@ -41,9 +41,11 @@ def x86_unoptimized() -> targets.TargetPreset:
     return dataclasses.replace(x86, name="x86-O0", tvm_target={**x86.tvm_target, "opt-level": 0})
 
 
-@functools.cache
-def imported_small(name: str) -> tuple[torch.nn.Module, np.ndarray, ImportedModel]:
-    """Zoo model ``name`` at its smallest accepted reduced resolution, an input, and the model imported to IR."""
+@pytest.fixture(scope="module", params=smallest_of_each_family())
+def small_model(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, np.ndarray, ImportedModel]:
+    """Zoo model ``request.param`` at its smallest accepted reduced resolution, an input, and the model imported
+    to IR."""
+    name = request.param
     for resolution in REDUCED_RESOLUTIONS:
         try:
             model = graphs.create(name, resolution=resolution)
@@ -59,9 +61,8 @@ def test_every_family_is_represented() -> None:
     assert len(families) >= 20, sorted(families)
 
 
-@pytest.mark.parametrize("name", smallest_of_each_family())
-def test_ir_profile_matches_pytorch_counts(name: str) -> None:
-    model, x, imported = imported_small(name)
+def test_ir_profile_matches_pytorch_counts(small_model: tuple[torch.nn.Module, np.ndarray, ImportedModel]) -> None:
+    model, x, imported = small_model
     counted = profile(imported.graph)
     assert counted.params == sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as flops, torch.no_grad():
@@ -71,9 +72,9 @@ def test_ir_profile_matches_pytorch_counts(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", smallest_of_each_family())
-def test_family_compiles_for_x86_and_matches_pytorch(name: str) -> None:
-    model, x, imported = imported_small(name)
+def test_family_compiles_for_x86_and_matches_pytorch(
+        small_model: tuple[torch.nn.Module, np.ndarray, ImportedModel]) -> None:
+    model, x, imported = small_model
     compiled = compile_imported(imported, x86_unoptimized())
     assert compiled.manifest["target"]["tvm_target"]["opt-level"] == 0
     with torch.no_grad():
