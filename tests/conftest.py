@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,23 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-12))
+
+
+def cli_in_process(argv: list, capfd: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
+    """``lncompile ARGV`` run in this process (``cli.main``): (exit status, stderr lines, stdout).
+
+    stderr is captured at the file-descriptor level (TVM's native messages too) and each Python warning counts
+    as a stderr line. Spares a test the 10-20 s a fresh process spends importing torch and TVM; the tests that
+    need a real process (exit status, signals, the README's command) start one.
+    """
+    from lncompile.cli import main
+
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main([str(a) for a in argv])
+    out, err = capfd.readouterr()
+    return code, err.splitlines() + [f"warning: {w.message}" for w in caught], out
 
 
 class TinyMobileBlock(nn.Module):

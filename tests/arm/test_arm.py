@@ -61,18 +61,15 @@ def aarch64_runner() -> Path:
 
 @pytest.fixture(scope="module")
 def mobilenet(tmp_path_factory: pytest.TempPathFactory, aarch64_runner: Path) -> dict[str, Any]:
-    """mobilenet_v2 at resolution 96, imported once, built for x86, arm and rpi4; with an input and PyTorch's output."""
+    """mobilenet_v2 at resolution 96 built for arm, with an input and PyTorch's output. (rpi4's flags are the
+    tiny block's case; an -O3 build of mobilenet_v2 costs CI half a minute each.)"""
     out = tmp_path_factory.mktemp("mobilenet")
-    imported = import_model("mobilenet_v2", resolution=96)
-    libraries = {}
-    for target in ("x86", "arm", "rpi4"):
-        compiled = compile_imported(imported, target)
-        libraries[target] = compiled.export(out / f"mobilenet_v2-{target}.so")
+    library = compile_imported(import_model("mobilenet_v2", resolution=96), "arm").export(out / "mobilenet_v2-arm.so")
     x = np.random.default_rng(7).standard_normal((1, 3, 96, 96)).astype(np.float32)
     np.save(out / "x.npy", x)
     with torch.no_grad():
         expected = lncompile.graphs.create("mobilenet_v2", resolution=96)(torch.from_numpy(x)).numpy()
-    return {"dir": out, "libraries": libraries, "x": x, "expected": expected}
+    return {"dir": out, "library": library, "x": x, "expected": expected}
 
 
 @pytest.mark.parametrize("target", ["arm", "rpi4"])
@@ -88,9 +85,8 @@ def test_tiny_block_runs_under_qemu_and_matches_pytorch(target: str, tiny_block:
     assert timing is not None and timing["runs"] == 2 and 0 < timing["min_ms"] <= timing["mean_ms"]
 
 
-@pytest.mark.parametrize("target", ["arm", "rpi4"])
-def test_mobilenet_v2_aarch64_matches_pytorch_under_qemu(target: str, mobilenet: dict[str, Any]) -> None:
-    library = mobilenet["libraries"][target]
+def test_mobilenet_v2_aarch64_matches_pytorch_under_qemu(mobilenet: dict[str, Any]) -> None:
+    library = mobilenet["library"]
     _assert_aarch64_shared_object(library)
     model = arm.load_any(library)
     assert isinstance(model, arm.RunnerModel)
@@ -102,28 +98,23 @@ def _top5(stdout: str) -> list[int]:
     return [int(item.split(" (")[0]) for item in line.removeprefix("top-5 [0]: ").split(", ")]
 
 
-def test_cli_run_on_aarch64_library_prints_the_x86_top5(mobilenet: dict[str, Any],
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    out, x_path = mobilenet["dir"], str(mobilenet["dir"] / "x.npy")
-    tops, arrays = {}, {}
-    for target in ("x86", "arm"):
-        y_path = out / f"y-{target}.npy"
-        assert main(["run", str(mobilenet["libraries"][target]), "-i", x_path, "-o", str(y_path)]) == 0
-        stdout = capsys.readouterr().out
-        assert "output shape: (1, 1000)" in stdout
-        tops[target], arrays[target] = _top5(stdout), np.load(y_path)
-    assert tops["arm"] == tops["x86"] == list(np.argsort(mobilenet["expected"][0])[::-1][:5])
-    assert relative_error(arrays["arm"], arrays["x86"]) <= 1e-4
+def test_cli_run_on_aarch64_library_prints_pytorchs_top5(mobilenet: dict[str, Any], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    y_path = tmp_path / "y.npy"
+    assert main(["run", str(mobilenet["library"]), "-i", str(mobilenet["dir"] / "x.npy"), "-o", str(y_path)]) == 0
+    stdout = capsys.readouterr().out
+    assert "output shape: (1, 1000)" in stdout
+    assert _top5(stdout) == list(np.argsort(mobilenet["expected"][0])[::-1][:5])
+    assert relative_error(np.load(y_path), mobilenet["expected"]) <= 1e-4
 
 
 def test_cli_verify_passes_and_fails_on_tolerance(mobilenet: dict[str, Any],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    for target in ("x86", "arm"):
-        assert main(["verify", str(mobilenet["libraries"][target])]) == 0
-        stdout = capsys.readouterr().out
-        assert stdout.strip().endswith("PASS") and "mobilenet_v2 @96" in stdout
+    assert main(["verify", str(mobilenet["library"])]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.strip().endswith("PASS") and "mobilenet_v2 @96" in stdout
     # A tolerance no float32 build meets: the same comparison must fail, with a non-zero exit and one line.
-    assert main(["verify", str(mobilenet["libraries"]["arm"]), "--rtol", "1e-12"]) == 1
+    assert main(["verify", str(mobilenet["library"]), "--rtol", "1e-12"]) == 1
     captured = capsys.readouterr()
     assert captured.out.strip().endswith("FAIL")
     assert len(captured.err.strip().splitlines()) == 1 and "max relative error" in captured.err
@@ -132,7 +123,7 @@ def test_cli_verify_passes_and_fails_on_tolerance(mobilenet: dict[str, Any],
 def test_cli_package_bundle_runs_without_lncompile(mobilenet: dict[str, Any], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     archive = tmp_path / "board" / "mobilenet.tar.gz"
-    assert main(["package", str(mobilenet["libraries"]["arm"]), "-o", str(archive)]) == 0
+    assert main(["package", str(mobilenet["library"]), "-o", str(archive)]) == 0
     assert [p.name for p in archive.parent.iterdir()] == ["mobilenet.tar.gz"]  # no temporary leftovers
     with tarfile.open(archive) as tar:
         names = tar.getnames()
@@ -158,13 +149,15 @@ def test_cli_package_bundle_runs_without_lncompile(mobilenet: dict[str, Any], tm
     assert relative_error(np.load(bundle / "out.npy"), expected) <= 1e-4
 
 
-def test_package_of_an_x86_library_runs_natively_through_run_sh(mobilenet: dict[str, Any], tmp_path: Path) -> None:
+def test_package_of_an_x86_library_runs_natively_through_run_sh(tiny_block: nn.Module, tiny_input: np.ndarray,
+                                                                tmp_path: Path) -> None:
     """The same bundle for this machine's own library: run.sh itself runs here, with the host-built runner."""
     if shutil.which("g++") is None:
         pytest.skip("g++ not installed (apt-get install g++)")
+    library = lncompile.compile(tiny_block, "x86", example_input=tiny_input).export(tmp_path / "tiny.so")
     bundle = tmp_path / "x86-bundle"
-    assert main(["package", str(mobilenet["libraries"]["x86"]), "-o", str(bundle)]) == 0
-    assert _elf_machine(bundle / "runner")[2] == _elf_machine(mobilenet["libraries"]["x86"])[2] == 62  # EM_X86_64
+    assert main(["package", str(library), "-o", str(bundle)]) == 0
+    assert _elf_machine(bundle / "runner")[2] == _elf_machine(library)[2] == 62  # EM_X86_64
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     # One TVM worker: a spinning pool on cores other tests are using made this run take minutes, not seconds.
     env["TVM_NUM_THREADS"] = "1"
@@ -183,7 +176,7 @@ def _run_runner(runner: Path, library: Path, inp: Path, out: Path) -> subprocess
 
 
 def test_runner_writes_the_npy_numpy_writes(mobilenet: dict[str, Any], aarch64_runner: Path, tmp_path: Path) -> None:
-    done = _run_runner(aarch64_runner, mobilenet["libraries"]["arm"], mobilenet["dir"] / "x.npy", tmp_path / "y.npy")
+    done = _run_runner(aarch64_runner, mobilenet["library"], mobilenet["dir"] / "x.npy", tmp_path / "y.npy")
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "y.npy").read_bytes()
     y = np.load(tmp_path / "y.npy", allow_pickle=False)
@@ -194,7 +187,7 @@ def test_runner_writes_the_npy_numpy_writes(mobilenet: dict[str, Any], aarch64_r
 
 
 def test_runner_refuses_bad_npy_in_one_line(mobilenet: dict[str, Any], aarch64_runner: Path, tmp_path: Path) -> None:
-    library = mobilenet["libraries"]["arm"]
+    library = mobilenet["library"]
     np.save(tmp_path / "f64.npy", mobilenet["x"].astype(np.float64))
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "short.npy").write_bytes((mobilenet["dir"] / "x.npy").read_bytes()[:500])
@@ -233,7 +226,7 @@ def test_missing_qemu_is_one_line_with_the_install_command(mobilenet: dict[str, 
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["run", str(mobilenet["libraries"]["arm"])]) == 1
+    assert main(["run", str(mobilenet["library"])]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "qemu-aarch64 not found" in err and "apt-get install qemu-user" in err
 

@@ -92,7 +92,7 @@ def test_a_tuned_build_counts_the_fused_kernel_as_scheduled_by_hand_not_as_a_tas
 
     block, x = _block()
     problem = prepare("block", import_model(block, x).graph, _preset())
-    tune(problem, tmp_path / "log", trials=8 * len(problem.tasks), trials_per_task=8, trials_per_iter=8,
+    tune(problem, tmp_path / "log", trials=2 * len(problem.tasks), trials_per_task=2, trials_per_iter=2,
          quick_search=True, show_progress=False)
     compiled = lncompile.compile(block, _preset(), x, tuning_log=tmp_path / "log")
     tuning = compiled.manifest["tuning"]

@@ -84,7 +84,7 @@ def test_a_tuned_winograd_schedule_applies_and_matches(tmp_path: Path) -> None:
     preset = _preset()
     problem = prepare("fire", import_model(model, x).graph, preset)
     winograd_only = replace(problem, tasks=[t for t in problem.tasks if "winograd" in str(t.task_name)])
-    outcome = tune(winograd_only, tmp_path / "log", trials=16, trials_per_task=8, trials_per_iter=8,
+    outcome = tune(winograd_only, tmp_path / "log", trials=4, trials_per_task=2, trials_per_iter=2,
                    quick_search=True, show_progress=False, builder_timeout_s=600)
     assert outcome.stopped is None and all(task["best_ms"] for task in outcome.tasks), outcome
     compiled = lncompile.compile(model, preset, x, tuning_log=tmp_path / "log")

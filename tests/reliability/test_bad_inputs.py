@@ -23,20 +23,12 @@ from torch import nn
 
 from lncompile import graphs
 from lncompile.cli import cli, main
-
-
-def call(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
-    capfd.readouterr()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = main([str(a) for a in argv])
-    out, err = capfd.readouterr()
-    return code, err.splitlines() + [f"warning: {w.message}" for w in caught], out
+from tests.conftest import cli_in_process
 
 
 def assert_one_line(argv: list, capfd: pytest.CaptureFixture[str], status: int, *needles: str) -> str:
     """``lncompile ARGV`` fails with ``status`` and one stderr line that contains every needle."""
-    code, lines, _ = call(argv, capfd)
+    code, lines, _ = cli_in_process(argv, capfd)
     assert (code, len(lines)) == (status, 1), f"{argv}: exit {code}, stderr {lines}"
     line = lines[0]
     assert line.startswith("lncompile: error: "), line
@@ -120,7 +112,7 @@ def test_dynamic_onnx_needs_input_shape(dynamic_onnx: Path, capfd: pytest.Captur
     assert_one_line(["profile", dynamic_onnx, "--input-shape", "pixels=1,4,8,8"], capfd, 2, "pixels")
     assert_one_line(["profile", dynamic_onnx, "--input-shape", "other=1,3,8,8"], capfd, 2, "other", "pixels")
     assert_one_line(["profile", dynamic_onnx, "--input-shape", "pixels=1,3,x,8"], capfd, 2, "1,3,x,8")
-    code, lines, out = call(["profile", dynamic_onnx, "--input-shape", "pixels=2,3,16,12"], capfd)
+    code, lines, out = cli_in_process(["profile", dynamic_onnx, "--input-shape", "pixels=2,3,16,12"], capfd)
     assert (code, lines) == (0, []) and "2x4x16x12" in out
 
 
@@ -150,7 +142,7 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path, locat
     assert_one_line(["profile", path], capfd, 1, "outside the model's folder", "'w'")
     # the same file with its data beside it is fine
     (folder / "inside.bin").write_bytes(np.full(4, 7, np.float32).tobytes())
-    code, lines, _ = call(["profile", _external_model(folder, "inside.bin")], capfd)
+    code, lines, _ = cli_in_process(["profile", _external_model(folder, "inside.bin")], capfd)
     assert (code, lines) == (0, [])
 
 
@@ -179,7 +171,8 @@ def _copy_pair(library: Path, folder: Path, name: str = "copy") -> Path:
 def test_run_accepts_the_real_library(library: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    code, lines, out = call(["run", library, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy"], capfd)
+    argv = ["run", library, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy"]
+    code, lines, out = cli_in_process(argv, capfd)
     assert (code, lines) == (0, []) and "output shape: (1, 3)" in out
     assert np.load(tmp_path / "y.npy", allow_pickle=False).shape == (1, 3)
 
@@ -280,6 +273,6 @@ def test_every_subcommand_has_help(capfd: pytest.CaptureFixture[str]) -> None:
     names = sorted(cli.commands)
     assert {"build", "run", "list", "targets", "profile"} <= set(names)
     for argv in [["--help"], *[[name, "--help"] for name in names]]:
-        code, lines, out = call(argv, capfd)
+        code, lines, out = cli_in_process(argv, capfd)
         assert (code, lines) == (0, []), f"{argv}: exit {code}, stderr {lines}"
         assert out.startswith("Usage: lncompile"), f"{argv}: {out[:80]!r}"

@@ -31,7 +31,7 @@ from tests.reliability._onnx_mutants import KINDS, mutants, tiny_conv_onnx
 # Longer runs: LNCOMPILE_FUZZ_MUTANTS=5000 LNCOMPILE_FUZZ_SEED=7 python -m pytest tests/reliability/test_onnx_fuzz.py
 N_MUTANTS = int(os.environ.get("LNCOMPILE_FUZZ_MUTANTS", 13 * len(KINDS)))  # 13 of each of the 21 kinds
 SEED = int(os.environ.get("LNCOMPILE_FUZZ_SEED", 20240601))
-MAX_BUILDS = 24  # mutants that import fine and are compiled by TVM (~1 s each here)
+MAX_BUILDS = 12  # mutants that import fine and are compiled by TVM (~5 s each on a slow CI machine)
 RUN_CHECKS = 6  # built libraries that are loaded and run
 TIME_LIMIT_S = 20
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
+from filelock import FileLock
 from torch import nn
 
 
@@ -30,6 +35,29 @@ def export_conv_and_classifier(directory: Path) -> tuple[Path, nn.Module]:
     torch.onnx.export(module, (torch.randn(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
                       input_names=["x"])
     return path, module
+
+
+def tuned_conv_and_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log of ``lncompile tune convfc.onnx`` (3 trials per task, --quick), tuned once per test session and
+    shared by the test files that only read it (test_prepack, test_in_situ), across pytest-xdist workers.
+
+    The log is renamed into place when complete, so a worker never reads another's half-written one.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: the run's own root
+    folder, log_dir = shared / "convfc-tuned", shared / "convfc-tuned" / "log"
+    with FileLock(str(shared / "convfc-tuned.lock")):
+        if not log_dir.is_dir():
+            folder.mkdir(exist_ok=True)
+            onnx_path, _ = export_conv_and_classifier(folder)
+            partial = folder / "log.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            result = subprocess.run([sys.executable, "-m", "lncompile.cli", "tune", str(onnx_path), "--log-dir",
+                                     str(partial), "--trials-per-task", "3", "--trials-per-iter", "3", "--quick",
+                                     "--builder-timeout", "240"], capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-3000:]
+            partial.rename(log_dir)
+    return log_dir
 
 
 def shipped_logs_sharing_kernels(directory: Path) -> tuple[list[Path], list[dict[str, float]], dict[str, Any],

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -25,8 +23,8 @@ from lncompile.targets import get as get_target
 from lncompile.tune import logdb
 from lncompile.tune.in_situ import ranked_schedules, select_in_situ
 from lncompile.tune.tasks import prepare
-from tests.conftest import relative_error
-from tests.tune.models import export_conv_and_classifier
+from tests.conftest import cli_in_process, relative_error
+from tests.tune.models import export_conv_and_classifier, tuned_conv_and_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +35,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
 
 
 @pytest.fixture(scope="module")
-def tuned(model: tuple[Path, nn.Module], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    log_dir = tmp_path_factory.mktemp("tuned") / "log"
-    result = subprocess.run([sys.executable, "-m", "lncompile.cli", "tune", str(model[0]), "--log-dir", str(log_dir),
-                             "--trials-per-task", "3", "--trials-per-iter", "3", "--quick", "--builder-timeout", "240"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return log_dir
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tuned_conv_and_classifier(tmp_path_factory)
 
 
 def _copy(log_dir: Path, tmp_path: Path) -> Path:
@@ -144,18 +137,17 @@ def test_selection_times_the_schedules_inside_the_model_and_writes_only_a_faster
     (["--in-situ", "2", "--rerank", "2"], "separate steps"),
 ])
 def test_in_situ_cli_errors_are_one_line(tuned: Path, model: tuple[Path, nn.Module], tmp_path: Path,
-                                         args: list[str], message: str) -> None:
+                                         args: list[str], message: str, capfd: pytest.CaptureFixture[str]) -> None:
     log_dir = _copy(tuned, tmp_path)
     before = sorted(p.name for p in log_dir.iterdir())
-    result = subprocess.run([sys.executable, "-m", "lncompile.cli", "tune", str(model[0]), "--log-dir", str(log_dir),
-                             *args], capture_output=True, text=True)
-    assert result.returncode != 0 and message in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.startswith("lncompile: error:")]) == 1
+    code, lines, _ = cli_in_process(["tune", model[0], "--log-dir", log_dir, *args], capfd)
+    assert code != 0 and message in "".join(lines)
+    assert len([line for line in lines if line.startswith("lncompile: error:")]) == 1
     assert sorted(p.name for p in log_dir.iterdir()) == before
 
 
-def test_in_situ_without_a_log_says_tune_first(model: tuple[Path, nn.Module], tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "lncompile.cli", "tune", str(model[0]), "--log-dir",
-                             str(tmp_path / "none"), "--in-situ", "3"], capture_output=True, text=True)
-    assert result.returncode != 0 and "holds no tuning log" in result.stderr and "tune first" in result.stderr
+def test_in_situ_without_a_log_says_tune_first(model: tuple[Path, nn.Module], tmp_path: Path,
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    code, lines, _ = cli_in_process(["tune", model[0], "--log-dir", tmp_path / "none", "--in-situ", "3"], capfd)
+    assert code != 0 and "holds no tuning log" in lines[-1] and "tune first" in lines[-1]
     assert not (tmp_path / "none").exists()

@@ -1,7 +1,8 @@
 """Pre-packed weights: kernels whose weights are marked layout-free, tuned schedules that store them in the
 order they read them, and logs tuned before the mark carried over (lncompile/tune/migrate.py).
 
-A conv (3x3, bias, ReLU) and a classifier GEMV; tuning is real but tiny (2 trials per task, --quick).
+A conv (3x3, bias, ReLU) and a classifier GEMV; tuning is real but tiny (2-3 trials per task, --quick; the
+pre-packed log is the one test_in_situ reads too, tuned once per session).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lncompile.tune import logdb
 from lncompile.tune.migrate import migrate_to_packed_weights
 from lncompile.tune.tasks import prepare
 from tests.conftest import relative_error
-from tests.tune.models import export_conv_and_classifier
+from tests.tune.models import export_conv_and_classifier, tuned_conv_and_classifier
 
 pytestmark = pytest.mark.slow
 
@@ -60,10 +61,8 @@ def _tune(onnx_path: Path, log_dir: Path, *target: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def packed_log(model: tuple[Path, nn.Module], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    log_dir = tmp_path_factory.mktemp("packed") / "log"
-    _tune(model[0], log_dir)
-    return log_dir
+def packed_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tuned_conv_and_classifier(tmp_path_factory)  # x86 presets pre-pack by default
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from torch import nn
 import lncompile
 from lncompile.tune import logdb
 from lncompile.tune.curve import tuning_curve
-from tests.conftest import relative_error
+from tests.conftest import cli_in_process, relative_error
 from tests.tune.models import shipped_logs_sharing_kernels
 
 pytestmark = pytest.mark.slow
@@ -29,8 +29,9 @@ pytestmark = pytest.mark.slow
 TUNE_ARGS = ["--trials-per-task", "2", "--trials-per-iter", "2", "--quick", "--builder-timeout", "240"]
 
 
-def lncompile_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lncompile.cli", *args], capture_output=True, text=True, cwd=cwd)
+def lncompile_cli(*args: str) -> subprocess.CompletedProcess:
+    """``lncompile tune``: in a process of its own, as users run it (the tuner sets up its worker processes)."""
+    return subprocess.run([sys.executable, "-m", "lncompile.cli", *args], capture_output=True, text=True)
 
 
 class TwoKernels(nn.Module):
@@ -85,11 +86,11 @@ def test_log_dir_holds_database_and_manifest(tuned: Path) -> None:
 
 
 def test_build_applies_log_and_still_matches_pytorch(tuned: Path, model_onnx: tuple[Path, nn.Module],
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     onnx_path, module = model_onnx
-    result = lncompile_cli("build", str(onnx_path), "--tuning-log", str(tuned), "-o", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"applied tuning log {tuned} (6 records): 3 of 3 kernels" in result.stderr
+    code, lines, _ = cli_in_process(["build", onnx_path, "--tuning-log", tuned, "-o", tmp_path], capfd)
+    assert code == 0, lines
+    assert any(f"applied tuning log {tuned} (6 records): 3 of 3 kernels" in line for line in lines), lines
     library = tmp_path / "twokernels-x86.so"
     manifest = json.loads(library.with_suffix(".json").read_text())
     assert manifest["tuning"]["kernels_tuned"] == 3 and manifest["tuning"]["logs"][0]["records"] == 6
@@ -131,7 +132,7 @@ def test_log_for_another_tvm_or_target_is_refused(tuned: Path, model_onnx: tuple
 
 
 def test_log_tuned_on_a_cpu_with_fewer_simd_extensions_applies_and_says_so(
-        tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
+        tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from lncompile.backend import tvm_api
 
     if tvm_api.host_cpu_name() == "x86-64":
@@ -140,9 +141,10 @@ def test_log_tuned_on_a_cpu_with_fewer_simd_extensions_applies_and_says_so(
     manifest = json.loads((log_dir / logdb.MANIFEST).read_text())
     manifest["target"]["tvm_target"]["mcpu"] = "x86-64"  # SSE2 only: every x86-64 CPU has its extensions
     (log_dir / logdb.MANIFEST).write_text(json.dumps(manifest))
-    result = lncompile_cli("build", str(model_onnx[0]), "--tuning-log", str(log_dir), "-o", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "3 of 3 kernels (tasks) tuned" in result.stderr and "schedules tuned on x86-64" in result.stderr
+    code, lines, _ = cli_in_process(["build", model_onnx[0], "--tuning-log", log_dir, "-o", tmp_path], capfd)
+    assert code == 0, lines
+    stderr = "\n".join(lines)
+    assert "3 of 3 kernels (tasks) tuned" in stderr and "schedules tuned on x86-64" in stderr
     library = tmp_path / "twokernels-x86.so"
     assert json.loads(library.with_suffix(".json").read_text())["tuning"]["logs"][0]["tuned_on"] == "x86-64"
     x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
@@ -189,11 +191,12 @@ def test_corrupt_lines_are_skipped_with_a_warning(tuned: Path, model_onnx: tuple
     assert relative_error(compiled(x), expected) <= 1e-4
 
 
-def test_bench_json_shape(tmp_path: Path) -> None:
-    result = lncompile_cli("bench", "mobilenet_v1", "--width-mult", "0.25", "--resolution", "32", "--repeat", "3",
-                           "--threads", "1", "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+def test_bench_json_shape(tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, lines, out = cli_in_process(["bench", "mobilenet_v1", "--width-mult", "0.25", "--resolution", "32",
+                                       "--repeat", "3", "--threads", "1", "--json"], capfd)
+    assert code == 0, lines
+    report = json.loads(out)
     assert report["model"] == "mobilenet_v1" and report["target"] == "x86" and report["threads"] == 1
     assert set(report["latency_ms"]) == {"lncompile", "torch", "ort"}
     for stats in report["latency_ms"].values():
@@ -240,8 +243,9 @@ def test_rerank_remeasures_each_tasks_best_schedules_on_the_given_threads(
     assert model["sessions"][-1] | {"reranked_top_k": 1, "measured_threads": 2} == model["sessions"][-1]
 
 
-def test_rerank_without_a_log_fails_in_one_line(model_onnx: tuple[Path, nn.Module], tmp_path: Path) -> None:
-    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(tmp_path / "none"), "--rerank", "4")
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].endswith("holds no tuning log to re-rank; tune first")
+def test_rerank_without_a_log_fails_in_one_line(model_onnx: tuple[Path, nn.Module], tmp_path: Path,
+                                                capfd: pytest.CaptureFixture[str]) -> None:
+    code, lines, _ = cli_in_process(["tune", model_onnx[0], "--log-dir", tmp_path / "none", "--rerank", "4"], capfd)
+    assert code != 0
+    assert lines[-1].endswith("holds no tuning log to re-rank; tune first")
     assert not (tmp_path / "none").exists()
