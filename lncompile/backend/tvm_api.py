@@ -606,10 +606,12 @@ def compile_schedules(records: list[tuple[Any, Any]], target: tvm.target.Target,
     return kernels
 
 
-def commit_remeasured(db: Any, record: Any, run_secs: list[float]) -> None:
-    """Add a record of ``record``'s schedule with new run times (the old one stays: a log only grows)."""
+def commit_remeasured(db: Any, record: Any, run_secs: list[float], target: tvm.target.Target | None = None) -> None:
+    """Add to ``db`` a record of ``record``'s schedule with new run times, measured on ``target`` (default: the
+    record's). ``record`` may come from another database; the old record stays where it is (a log only grows)."""
     ms = _ms()
-    db.commit_tuning_record(ms.database.TuningRecord(record.trace, record.workload, run_secs, record.target,
+    workload = db.commit_workload(record.workload.mod)  # the same workload when ``record`` is from ``db``
+    db.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, run_secs, target or record.target,
                                                      record.args_info))
 
 

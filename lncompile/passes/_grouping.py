@@ -34,6 +34,17 @@ def rule(rules: dict[str, str], key: str) -> str:
     return value
 
 
+def count_rule(rules: dict[str, str], key: str, least: int, meaning: str) -> int | None:
+    """Target rule ``key`` whose value is ``off`` (the default: None) or a whole number >= ``least``; anything
+    else is a usage error saying the rule takes ``meaning``."""
+    value = rules.get(key, "off")
+    if value == "off":
+        return None
+    if not value.isdigit() or int(value) < least:
+        raise UsageError(f"target pass rule {key}={value!r} is unknown; use off or {meaning}")
+    return int(value)
+
+
 def is_depthwise(graph: Graph, rec: Node) -> bool:
     """A conv2d with groups == in channels == out channels (one filter per channel)."""
     if rec.op != "conv2d":

@@ -25,10 +25,9 @@ the output 7.1e-4 from float64 where PyTorch's float32 is 1.5e-4 away and F(2x2)
 
 from __future__ import annotations
 
-from ..errors import UsageError
 from ..ir import Graph, Value
 from ..ir.winograd import transform_weight
-from ._grouping import rule
+from ._grouping import count_rule, rule
 from ._match import matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
@@ -45,12 +44,7 @@ def tile_for(out_height: int, out_width: int, largest: int) -> int:
 
 def least_channels(rules: dict[str, str]) -> int | None:
     """The least input channels the target's rule rewrites; None when the rule is off."""
-    value = rules.get(RULE, "off")
-    if value == "off":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"target pass rule {RULE}={value!r} is unknown; use off or a least number of input channels")
-    return int(value)
+    return count_rule(rules, RULE, 1, "a least number of input channels")
 
 
 def _match(g: Graph, name: str) -> tuple[int] | str | None:

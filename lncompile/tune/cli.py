@@ -34,6 +34,24 @@ def _remote(rpc: str | None, key: str | None, preset: Any, builder_timeout_s: fl
     return remote.metaschedule_rpc_runner(rpc, key), builder
 
 
+def _source_logs(sources: tuple[str, ...], problem: Any) -> list[Path]:
+    """``--from`` values as log directories; ``shipped`` is the target's shipped logs that tuned this model
+    (all of them if none did)."""
+    from .apply import shipped_log_dirs
+
+    found: list[Path] = []
+    for source in sources:
+        if source != "shipped":
+            found.append(Path(source))
+            continue
+        shipped = shipped_log_dirs(problem.preset.name)
+        if not shipped:
+            raise UsageError(f"--from shipped: target {problem.preset.name!r} ships no tuning logs")
+        tuned_this = [d for d in shipped if problem.ir_sha256 in ((logdb.read_manifest(d) or {}).get("models") or {})]
+        found.extend(tuned_this or shipped)
+    return found
+
+
 def make_command(context: dict[str, Any], model_options: Any, import_model: Any) -> click.Command:
     """The ``tune`` command, given the main CLI's context settings, model options and importer.
 
@@ -57,6 +75,10 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
     @click.option("--rerank", type=int, metavar="K",
                   help="Instead of searching, re-measure the K best schedules of every task in the log with "
                        "--threads TVM workers (e.g. a log tuned on 1 thread, deployed on 2).")
+    @click.option("--from", "sources", multiple=True, metavar="DIR|shipped",
+                  help="With --rerank: take the K best schedules of every task from this log instead (repeatable; "
+                       "`shipped`: the target's shipped logs) and record their measurements here in --log-dir: "
+                       "starts a log for this CPU from one tuned on another, to tune on from there.")
     @click.option("--in-situ", "in_situ", type=int, metavar="K",
                   help="Instead of searching, choose per kernel which of its K fastest schedules in the log the "
                        "build applies, by timing them inside the model (builds it twice and each schedule alone; "
@@ -68,8 +90,8 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
     @model_options
     def tune(model: str, target: str, trials: int | None, trials_per_task: int, trials_per_iter: int,
              time_budget: float | None, log_dir: Path | None, no_passes: bool, builder_timeout: float, quick: bool,
-             rpc: str | None, key: str | None, rerank: int | None, in_situ: int | None, threads: int | None,
-             share: float, **model_opts: Any) -> None:
+             rpc: str | None, key: str | None, rerank: int | None, sources: tuple[str, ...], in_situ: int | None,
+             threads: int | None, share: float, **model_opts: Any) -> None:
         """Tune MODEL's kernels for TARGET with MetaSchedule; `lncompile build --tuning-log DIR` applies the result."""
         from ..targets import get as get_target
         from .tasks import prepare, tuning_target_json
@@ -80,6 +102,8 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
             raise UsageError("--rerank and --in-situ are separate steps: run one, then the other")
         if (rerank is not None or in_situ is not None) and rpc is not None:
             raise UsageError("--rerank and --in-situ measure on this machine; they cannot be combined with --rpc")
+        if sources and rerank is None:
+            raise UsageError("--from goes with --rerank K (how many schedules per task to take from those logs)")
         if threads is not None and rerank is None and in_situ is None:
             raise UsageError("--threads goes with --rerank or --in-situ (tuning measures on the target's cores)")
         runner, builder = _remote(rpc, key, preset, builder_timeout)
@@ -103,7 +127,7 @@ def make_command(context: dict[str, Any], model_options: Any, import_model: Any)
 
             threads = threads or int(tuning_target_json(problem.target_json).get("num-cores") or 1)
             done = run_rerank(problem, log_dir, top_k=rerank, threads=threads, share=share,
-                              builder_timeout_s=builder_timeout)
+                              builder_timeout_s=builder_timeout, sources=_source_logs(sources, problem))
             estimate = "n/a (some tasks unmeasured)"
             if done.before_ms is not None and done.after_ms is not None:
                 estimate = f"{done.before_ms:.3f} -> {done.after_ms:.3f} ms"

@@ -205,13 +205,15 @@ def read_in_situ(directory: Path) -> dict[str, InSituChoice]:
 Ranked = tuple[float, int, Any, Any]  # (mean seconds, log number, workload line, record body)
 
 
-def _in_situ_pick(workload: str, ordered: list[Ranked], choices: list[dict[str, InSituChoice]]) -> Ranked | None:
+def _in_situ_pick(workload: str, ordered: list[Ranked], choices: list[dict[str, InSituChoice]],
+                  ranks: list[int]) -> Ranked | None:
     """The record an in-situ choice names, if one applies: the workload's fastest record must be among the
-    schedules that choice compared (a faster schedule tuned since then makes the choice stale)."""
+    schedules that choice compared (a faster schedule tuned since then makes the choice stale), and a choice
+    timed on a CPU further from the build's (see :func:`load_into`) does not overrule the record that leads."""
     fastest: str | None = None
     for n, log_choices in enumerate(choices):
         choice = log_choices.get(workload)
-        if choice is None:
+        if choice is None or ranks[n] > ranks[ordered[0][1]]:
             continue
         fastest = fastest or schedule_id(ordered[0][3])
         if fastest not in choice.candidates:
@@ -223,7 +225,7 @@ def _in_situ_pick(workload: str, ordered: list[Ranked], choices: list[dict[str, 
 
 
 def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
-              other_cpu: list[bool] | None = None) -> list[tuple[int, int, int, int]]:
+              ranks: list[int] | None = None) -> list[tuple[int, int, int, int]]:
     """Commit into ``db``, per workload, the record a build applies: the fastest valid one found in any of
     ``directories``, or the one an ``in_situ.json`` of theirs chose (see :func:`_in_situ_pick`).
 
@@ -233,15 +235,16 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
     logs are ranked together, not one after another: a kernel that two models share has one hash in both
     logs, and the record applied must be committed with its own log's copy of the kernel
     (:func:`tvm_api.commit_record_with_workload`). ``wanted`` limits loading to these workload hashes (see
-    :func:`parse_log`). ``other_cpu`` flags the directories tuned on a CPU other than the build's (see
-    :func:`tuned_for_another_cpu`): a workload's records measured on the build's own CPU rank before those
-    measured on another, whatever their times, since timings from two CPUs do not compare. Returns per
-    directory (workloads it holds, their valid records, records applied, of which chosen in situ).
+    :func:`parse_log`). ``ranks`` says per directory how far its CPU is from the build's: 0 the build's own,
+    1 another whose extensions the build's has (see :func:`tuned_for_another_cpu`), 2 one with extensions the
+    build's lacks (see :func:`fallback_only`). A workload's records from a nearer CPU come before those from a
+    further one, whatever their times, since timings from two CPUs do not compare. Returns per directory
+    (workloads it holds, their valid records, records applied, of which chosen in situ).
     """
     from ..backend import tvm_api
 
     parsed_logs = [parse_log(directory, wanted) for directory in directories]
-    other_cpu = other_cpu or [False] * len(directories)
+    ranks = ranks or [0] * len(directories)
     choices = [read_in_situ(directory) for directory in directories]
     ranked: dict[str, list[Ranked]] = {}
     valid = [0] * len(directories)
@@ -254,8 +257,8 @@ def load_into(db: Any, directories: list[Path], wanted: set[str] | None = None,
                 valid[n] += 1
     applied, in_situ = [0] * len(directories), [0] * len(directories)
     for workload_hash, candidates in ranked.items():
-        ordered = sorted(candidates, key=lambda c: (other_cpu[c[1]], c[0]))
-        picked = _in_situ_pick(workload_hash, ordered, choices)
+        ordered = sorted(candidates, key=lambda c: (ranks[c[1]], c[0]))
+        picked = _in_situ_pick(workload_hash, ordered, choices, ranks)
         if picked is not None:
             ordered = [picked] + [entry for entry in ordered if entry is not picked]
         for entry in ordered:
@@ -332,15 +335,39 @@ def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any]
     return f"it was tuned for another target: {described}, and {shortfall}" if shortfall else None
 
 
-def cpu_shortfall(mtriple: str, logged_cpu: str, build_cpu: str) -> str | None:
-    """Why schedules tuned on ``logged_cpu`` do not suit ``build_cpu`` (both of ``mtriple``), or None."""
+def fallback_only(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
+    """Why a log that does not fit this build (see :func:`incompatibility`) may still fill in kernels no fitting
+    log has a record for, or None if it may not: its only misfit is a CPU with SIMD extensions the build's
+    lacks. Its schedules are loop transformations, compiled again for the build's CPU (LLVM splits a vector
+    wider than the build's registers), so they compute the same; they were not tuned for this CPU, but any
+    tuned schedule beats a kernel's untuned default by far.
+    """
+    if manifest is None or manifest.get("versions", {}).get("apache-tvm") != versions()["apache-tvm"]:
+        return None
+    logged_target = _logged_target(manifest)
+    keys = {*logged_target, *target_json}
+    if target_json.get("kind") != "llvm" or [k for k in keys if logged_target.get(k) != target_json.get(k)] != ["mcpu"]:
+        return None
+    lacking = _missing_extensions(target_json["mtriple"], logged_target["mcpu"], target_json["mcpu"])
+    return f"this CPU lacks {', '.join(lacking)}" if lacking else None
+
+
+def _missing_extensions(mtriple: str, logged_cpu: str, build_cpu: str) -> list[str] | None:
+    """The SIMD extensions ``logged_cpu`` has and ``build_cpu`` lacks; None if LLVM knows no ``logged_cpu``."""
     from ..backend import tvm_api
 
     logged = tvm_api.llvm_cpu_features(mtriple, logged_cpu)
     if logged is None:
+        return None
+    return sorted(f for f in logged - (tvm_api.llvm_cpu_features(mtriple, build_cpu) or frozenset())
+                  if SIMD_FEATURE.match(f))
+
+
+def cpu_shortfall(mtriple: str, logged_cpu: str, build_cpu: str) -> str | None:
+    """Why schedules tuned on ``logged_cpu`` do not suit ``build_cpu`` (both of ``mtriple``), or None."""
+    lacking = _missing_extensions(mtriple, logged_cpu, build_cpu)
+    if lacking is None:
         return f"LLVM knows no CPU {logged_cpu!r} for {mtriple}"
-    lacking = sorted(f for f in logged - (tvm_api.llvm_cpu_features(mtriple, build_cpu) or frozenset())
-                     if SIMD_FEATURE.match(f))
     return f"this CPU lacks {', '.join(lacking)}" if lacking else None
 
 

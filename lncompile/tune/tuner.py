@@ -214,10 +214,12 @@ def estimated_ms(rows: list[dict[str, Any]]) -> float | None:
 
 
 def heaviest_tasks(problem: TuningProblem, rows: list[dict[str, Any]], share: float) -> list[Any]:
-    """The tasks taking the largest part of the estimated time (weight x best), covering ``share`` of it."""
-    timed = sorted(((r["best_ms"] * r["weight"], task) for r, task in zip(rows, problem.tasks, strict=True)
-                    if r["best_ms"] is not None), key=lambda pair: -pair[0])
-    total, covered, chosen = sum(t for t, _ in timed), 0.0, []
+    """The tasks not measured yet (e.g. a kernel a new pass made), then those taking the largest part of the
+    estimated time (weight x best), covering ``share`` of it."""
+    pairs = list(zip(rows, problem.tasks, strict=True))
+    timed = sorted(((r["best_ms"] * r["weight"], task) for r, task in pairs if r["best_ms"] is not None),
+                   key=lambda pair: -pair[0])
+    total, covered, chosen = sum(t for t, _ in timed), 0.0, [task for r, task in pairs if r["best_ms"] is None]
     for time_ms, task in timed:
         if covered >= share * total:
             break

@@ -1,4 +1,5 @@
-"""Which tasks a partial re-rank or tuning run takes: the heaviest, until they cover the asked share of the estimate."""
+"""Which tasks a partial re-rank or tuning run takes: the unmeasured, then the heaviest, until they cover the asked
+share of the estimate."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def test_heaviest_tasks_cover_the_share_counting_weights() -> None:
     assert heaviest_tasks(problem, rows, 1.0) == ["task1", "task2", "task3", "task0"]
 
 
-def test_unmeasured_tasks_are_left_out() -> None:
-    problem, rows = _problem_and_rows([None, 2.0], [1, 1])
-    assert heaviest_tasks(problem, rows, 1.0) == ["task1"]
+def test_unmeasured_tasks_come_first_whatever_the_share() -> None:
+    """A kernel without a record (one a new pass made, say) runs its untuned schedule: it is the first to tune."""
+    problem, rows = _problem_and_rows([2.0, None, 1.0], [1, 1, 1])
+    assert heaviest_tasks(problem, rows, 0.1) == ["task1", "task0"]
+    assert heaviest_tasks(problem, rows, 1.0) == ["task1", "task0", "task2"]

@@ -93,6 +93,25 @@ def test_a_stale_choice_gives_way_to_the_fastest_record(tuned: Path, tmp_path: P
             assert seconds == pytest.approx(logdb.mean_run_secs(ranked[workload[0]][0]))
 
 
+@pytest.mark.parametrize("choices_from_another_cpu", [False, True])
+def test_a_choice_timed_on_another_cpu_does_not_overrule_this_cpus_records(
+        tuned: Path, tmp_path: Path, choices_from_another_cpu: bool) -> None:
+    """Two logs with the same records, the second holding in-situ choices: they apply while both logs are of the
+    build's CPU, and not when the choices' log is of another CPU (its timings, in situ too, are from there)."""
+    own = Path(shutil.copytree(tuned, tmp_path / "own"))
+    other = _copy(tuned, tmp_path)
+    ranked = {h: bodies for h, bodies in _ranked(other).items() if len(bodies) == 2}
+    _write_choices(other, {h: {"chosen": logdb.schedule_id(b[1]), "candidates": [logdb.schedule_id(x) for x in b]}
+                           for h, b in ranked.items()})
+    db = tvm_api.memory_database()
+    counts = logdb.load_into(db, [own, other], ranks=[0, int(choices_from_another_cpu)])
+    assert sum(in_situ for _, _, _, in_situ in counts) == (0 if choices_from_another_cpu else len(ranked))
+    for workload in logdb.parse_log(own).workloads:
+        if workload[0] in ranked:
+            seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(workload))
+            assert seconds == pytest.approx(logdb.mean_run_secs(ranked[workload[0]][int(not choices_from_another_cpu)]))
+
+
 @pytest.mark.parametrize("text", ["{not json", json.dumps({"format": "other/1", "kernels": {}}),
                                   json.dumps({"format": logdb.IN_SITU_FORMAT,
                                               "kernels": {"123": {"chosen": "a", "candidates": ["b"]}}})])

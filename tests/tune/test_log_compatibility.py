@@ -45,6 +45,53 @@ def test_a_log_from_a_cpu_with_simd_extensions_the_build_cpu_lacks_is_refused(lo
     assert "sse4a" not in why and "fast-" not in why  # extensions no kernel uses and tuning flags do not count
 
 
+@pytest.mark.parametrize(("logged", "build", "fallback"), [
+    ("znver4", "haswell", "avx512f"),  # refused above, but may fill in kernels no fitting log has
+    ("haswell", "x86-64", "avx2"),
+    ("haswell", "znver4", None),  # it fits: no fallback needed
+    ("cortex-a72", "znver4", None),  # LLVM knows no such x86 CPU
+])
+def test_only_a_log_whose_cpu_has_more_extensions_serves_as_a_fallback(logged: str, build: str,
+                                                                       fallback: str | None) -> None:
+    why = logdb.fallback_only(manifest_for({**X86, "mcpu": logged}), {**X86, "mcpu": build})
+    assert why is None if fallback is None else (why.startswith("this CPU lacks") and fallback in why)
+
+
+@pytest.mark.parametrize(("key", "value"), [("num-cores", 4), ("mtriple", "aarch64-linux-gnu"), ("kind", "cuda")])
+def test_a_log_differing_in_more_than_the_cpu_is_no_fallback(key: str, value: Any) -> None:
+    manifest = manifest_for({**X86, "mcpu": "znver4", key: value})
+    assert logdb.fallback_only(manifest, {**X86, "mcpu": "haswell"}) is None
+    old_tvm = manifest_for({**X86, "mcpu": "znver4"})
+    old_tvm["versions"] = {**old_tvm["versions"], "apache-tvm": "0.19.0"}
+    assert logdb.fallback_only(old_tvm, {**X86, "mcpu": "haswell"}) is None
+
+
+def test_a_fallback_log_fills_in_only_the_kernels_no_nearer_log_has(tmp_path: Path) -> None:
+    """Ranks 0 and 2 (the build's CPU, a CPU with more extensions): on shared kernels the nearer log's records
+    apply even where the fallback's are faster; the fallback's other kernels still get its records."""
+    from lncompile.backend import tvm_api
+
+    logs, best, modules, shared = shipped_logs_sharing_kernels(tmp_path)
+    db = tvm_api.memory_database()
+    counts = logdb.load_into(db, logs, ranks=[0, 2])
+    assert [applied for _, _, applied, _ in counts] == [len(best[0]), len(set(best[1]) - set(best[0]))]
+    for key in best[1]:
+        seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(modules[key]))
+        assert seconds == pytest.approx(best[0][key] if key in shared else best[1][key])
+
+
+def test_shipped_logs_serve_a_cpu_without_their_extensions_as_fallbacks() -> None:
+    """The shipped x86 logs were tuned on AVX-512 CPUs; an AVX2-only build still applies them, as fallbacks."""
+    from lncompile.targets import get as get_target
+    from lncompile.tune.apply import select_logs, shipped_log_dirs
+
+    selected = select_logs(get_target("x86"), {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"},
+                           None)
+    assert selected is not None and not selected.not_applied
+    assert [log.path for log in selected.usable] == shipped_log_dirs("x86")
+    assert all(log.rank == 2 and log.fallback and "avx512f" in log.fallback for log in selected.usable)
+
+
 def test_a_cpu_of_another_architecture_is_refused() -> None:
     why = logdb.incompatibility(manifest_for({**X86, "mcpu": "cortex-a72"}), {**X86, "mcpu": "znver4"})
     assert why is not None and "LLVM knows no CPU 'cortex-a72' for x86_64-linux-gnu" in why
@@ -82,8 +129,27 @@ def test_a_kernels_record_from_the_builds_own_cpu_ranks_before_a_faster_one_from
         other = 1 - own
         assert any(best[other][key] < best[own][key] for key in shared), "no shared kernel where the other is faster"
         db = tvm_api.memory_database()
-        counts = logdb.load_into(db, logs, wanted=set(shared), other_cpu=[n == other for n in range(2)])
+        counts = logdb.load_into(db, logs, wanted=set(shared), ranks=[int(n == other) for n in range(2)])
         assert [applied for _, _, applied, _ in counts] == [len(shared) if n == own else 0 for n in range(2)]
         for key in shared:
             seconds, _ = tvm_api.best_record_seconds(db, tvm_api.workload_module_json(modules[key]))
             assert seconds == pytest.approx(best[own][key])
+
+
+def test_a_build_says_how_many_kernels_a_fallback_log_supplied() -> None:
+    from lncompile.tune.report import describe_tuning
+
+    lacks = "this CPU lacks avx512bw, avx512cd, avx512dq, avx512f, avx512vl"
+    logs = [{"path": "own", "shipped": True, "records": 9, "best_records": 7},
+            {"path": "wide", "shipped": True, "records": 5, "best_records": 2, "tuned_on": "znver4",
+             "fallback": lacks},
+            {"path": "unused", "shipped": True, "records": 3, "best_records": 0, "tuned_on": "znver5",
+             "fallback": lacks},
+            {"path": "outranked", "shipped": True, "records": 1, "best_records": 0, "tuned_on": "znver3"}]
+    (line,) = describe_tuning({"logs": logs, "kernels_tuned": 9, "kernels": 10})
+    assert line.startswith("applied shipped tuning log own, wide, unused, outranked (18 records): 9 of 10 kernels "
+                           "(tasks) tuned")
+    assert line.endswith("; 2 of them with schedules tuned on znver4 for want of a log for this CPU (this CPU lacks "
+                         "avx512bw, avx512cd, avx512dq and 2 more; `lncompile tune` tunes for it)")
+    # a fallback log is not also reported as merely another CPU's, nor one whose records all gave way
+    assert "a CPU other than this build's" not in line and "znver3" not in line and "znver5" not in line

@@ -243,6 +243,57 @@ def test_rerank_remeasures_each_tasks_best_schedules_on_the_given_threads(
     assert model["sessions"][-1] | {"reranked_top_k": 1, "measured_threads": 2} == model["sessions"][-1]
 
 
+def test_rerank_from_a_log_of_another_cpu_starts_a_log_for_this_one(
+        tuned: Path, model_onnx: tuple[Path, nn.Module], tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    def relabelled(cpu: str) -> tuple[Path, dict, list]:
+        """A copy of the tuned log as if tuned on ``cpu``, timings and all."""
+        log = Path(shutil.copytree(tuned, tmp_path / cpu))
+        manifest = json.loads((log / logdb.MANIFEST).read_text())
+        manifest["target"]["tvm_target"]["mcpu"] = manifest["target"]["tuning_target"]["mcpu"] = cpu
+        (log / logdb.MANIFEST).write_text(json.dumps(manifest))
+        lines = [json.loads(line) for line in (log / logdb.RECORDS).read_text().splitlines()]
+        for _, record in lines:
+            record[2]["mcpu"] = cpu
+        (log / logdb.RECORDS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return log, manifest, lines
+
+    this_cpu = json.loads((tuned / logdb.MANIFEST).read_text())["target"]["tvm_target"]["mcpu"]
+    other, manifest, lines = relabelled("x86-64")  # LLVM's baseline: this CPU has all its extensions
+    wider, _, _ = relabelled("diamondrapids")  # AMX, AVX10.2: extensions this CPU lacks, still a fine source
+    ported = tmp_path / "ported"
+    result = lncompile_cli("tune", str(model_onnx[0]), "--log-dir", str(ported), "--rerank", "1", "--from", str(other),
+                           "--from", str(wider))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-measured 3 schedules" in result.stdout  # the same 3 schedules in both logs: measured once
+    new = [json.loads(line) for line in (ported / logdb.RECORDS).read_text().splitlines()]
+    assert len(new) == 3  # each task's best schedule of the other log, measured here
+    best_traces = {json.dumps(min((r for w, r in lines if w == workload), key=lambda r: sum(r[1]))[0])
+                   for workload in {w for w, _ in lines}}
+    assert {json.dumps(record[0]) for _, record in new} == best_traces
+    assert all(record[2]["mcpu"] == this_cpu for _, record in new)
+    (model,) = json.loads((ported / logdb.MANIFEST).read_text())["models"].values()
+    assert model["sessions"][-1]["from"] == [str(other), str(wider)] and model["trials"] == 0
+    assert all(task["best_ms"] is not None for task in model["tasks"])
+    assert not logdb.incompatibility(json.loads((ported / logdb.MANIFEST).read_text()),
+                                     {**manifest["target"]["tvm_target"], "mcpu": this_cpu}, same_cpu=True)
+
+    code, _, out = cli_in_process(["tune", model_onnx[0], "--log-dir", ported, "--rerank", "1", "--from", other], capfd)
+    assert code == 0 and "re-measured 0 schedules" in out  # what the log holds is not measured again
+    assert len((ported / logdb.RECORDS).read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "{tmp}/none"], "goes with --rerank"),
+    (["--rerank", "1", "--from", "{tmp}/none"], "no tuning log there"),
+])
+def test_rerank_from_fails_in_one_line(model_onnx: tuple[Path, nn.Module], tmp_path: Path,
+                                       capfd: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    argv = ["tune", model_onnx[0], "--log-dir", tmp_path / "log", *(a.format(tmp=tmp_path) for a in args)]
+    code, lines, _ = cli_in_process(argv, capfd)
+    assert code != 0 and message in lines[-1]
+    assert not (tmp_path / "log").exists()
+
+
 def test_rerank_without_a_log_fails_in_one_line(model_onnx: tuple[Path, nn.Module], tmp_path: Path,
                                                 capfd: pytest.CaptureFixture[str]) -> None:
     code, lines, _ = cli_in_process(["tune", model_onnx[0], "--log-dir", tmp_path / "none", "--rerank", "4"], capfd)
