@@ -23,14 +23,12 @@ from pathlib import Path
 
 from lncompile.api import compile_imported
 from lncompile.backend import tvm_api
-from lncompile.bench_cmd import _export_onnx, _ort_runner, _torch_runner, percentiles, side_by_side
+from lncompile.bench_cmd import REFERENCE_MODELS, _export_onnx, _ort_runner, _torch_runner, percentiles, side_by_side
 from lncompile.fileio import write_atomic, write_text_atomic
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune import logdb
 
-REFERENCE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2",
-             "ghostnet", "mnasnet_a1", "squeezenet1_1"]
 HEADER = ("| model | res | tuned kernels | tuning trials (min) | lncompile ms (p90) | torch ms (p90) | ORT ms (p90) "
           "| lncompile/torch | lncompile/ORT |\n|---|---|---|---|---|---|---|---|---|")
 
@@ -111,7 +109,7 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="x86")
-    parser.add_argument("--models", default=",".join(REFERENCE))
+    parser.add_argument("--models", default=",".join(REFERENCE_MODELS))
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--resolution", type=int)

@@ -16,6 +16,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from lncompile.bench_cmd import REFERENCE_MODELS
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune.apply import shipped_dir
@@ -25,14 +26,11 @@ from lncompile.tune.rerank import rerank
 from lncompile.tune.tasks import prepare
 from lncompile.tune.tuner import tune
 
-REFERENCE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2",
-             "ghostnet", "mnasnet_a1", "squeezenet1_1"]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="x86")
-    parser.add_argument("--models", default=",".join(REFERENCE))
+    parser.add_argument("--models", default=",".join(REFERENCE_MODELS))
     parser.add_argument("--trials-per-task", type=int, default=32)
     parser.add_argument("--trials-per-iter", type=int, default=16)
     parser.add_argument("--time-budget", type=float, help="minutes per model")

@@ -25,6 +25,9 @@ import numpy as np
 from .errors import LncompileError, UsageError
 
 ENGINES = ("lncompile", "torch", "ort")
+# The reference set of issue #6: the models with shipped x86 tuning logs, benchmarked against ONNX Runtime.
+REFERENCE_MODELS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2",
+                    "ghostnet", "mnasnet_a1", "squeezenet1_1")
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:

@@ -36,6 +36,10 @@ them from a copy stored in its own loop order, made at compile time (a kernel's 
 contiguous block instead of a few cache lines from every row). The mark is part of each kernel's hash: logs
 tuned without it are carried over with ``bench/tune_reference.py --migrate`` (lncompile/tune/migrate.py).
 
+``tuning_logs``: the directory under targets/logs/ whose shipped tuning logs the preset's builds apply (default:
+the preset's own name). The x86-avx2 and x86-avx512 presets name ``x86``: those logs fit any x86-64 CPU with
+their tuning CPU's SIMD extensions and fill in kernels on the others (lncompile/tune/apply.py).
+
 User presets: pass a path to a ``.json`` file as the target, or drop files into ``$LNCOMPILE_TARGETS``
 (a directory; default ``~/.config/lncompile/targets``).
 """
@@ -54,7 +58,7 @@ from lncompile.errors import UnknownTargetError, UsageError
 PRESET_DIR = Path(__file__).parent / "presets"
 _REQUIRED = ("name", "description", "arch", "tvm_target")
 _KNOWN = {*_REQUIRED, "host", "device", "cross_compiler", "cross_compiler_options", "layout", "fast_math", "threads",
-          "pass_rules", "prepack_weights"}
+          "pass_rules", "prepack_weights", "tuning_logs"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,13 @@ class TargetPreset:
     # tuned kernels store their weights in the order their schedule reads them, re-laid out at compile time
     prepack_weights: bool = False
     pass_rules: dict[str, str] = field(default_factory=dict)
+    tuning_logs: str | None = None  # the shipped logs its builds apply, targets/logs/<this>/ (default: its name)
     path: str = ""
+
+    @property
+    def shipped_logs(self) -> str:
+        """The name of the directory under targets/logs/ holding the tuning logs shipped for this preset."""
+        return self.tuning_logs or self.name
 
     @property
     def is_cross(self) -> bool:
@@ -101,6 +111,7 @@ class TargetPreset:
             "threads": self.threads,
             "prepack_weights": self.prepack_weights,
             "pass_rules": self.pass_rules,
+            "tuning_logs": self.shipped_logs,
         }
 
 

@@ -82,7 +82,7 @@ def select_logs(preset: Any, target_json: dict[str, Any], tuning_log: str | Path
         manifest = logdb.check_compatible(Path(tuning_log), target_json)  # raises with the reason
         selected.usable.append(UsableLog(Path(tuning_log), False, logdb.tuned_for_another_cpu(manifest, target_json)))
         return selected
-    for directory in shipped_log_dirs(preset.name):
+    for directory in shipped_log_dirs(preset.shipped_logs):
         manifest, fallback = None, None
         try:
             manifest = logdb.read_manifest(directory)

@@ -44,7 +44,7 @@ def _source_logs(sources: tuple[str, ...], problem: Any) -> list[Path]:
         if source != "shipped":
             found.append(Path(source))
             continue
-        shipped = shipped_log_dirs(problem.preset.name)
+        shipped = shipped_log_dirs(problem.preset.shipped_logs)
         if not shipped:
             raise UsageError(f"--from shipped: target {problem.preset.name!r} ships no tuning logs")
         tuned_this = [d for d in shipped if problem.ir_sha256 in ((logdb.read_manifest(d) or {}).get("models") or {})]
