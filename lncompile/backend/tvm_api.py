@@ -624,6 +624,21 @@ def without_layout_free_mark(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.IRModule({gv: func.without_attr("layout_free_buffers")})
 
 
+def replayed_on(db: Any, record: Any, mod: tvm.IRModule) -> Any | None:
+    """``record``'s schedule (from any database) as an unmeasured record of workload ``mod`` in ``db``, or None
+    when its trace does not replay on ``mod``: the same kernel from another model is structurally equal but its
+    blocks are named after that model's variables, and a trace finds blocks by name (see
+    :func:`commit_record_with_workload`)."""
+    from tvm.s_tir import Schedule
+
+    ms = _ms()
+    try:
+        record.trace.apply_to_schedule(Schedule(mod), remove_postproc=False)
+    except Exception:  # TVM raises its own error types
+        return None
+    return ms.database.TuningRecord(record.trace, db.commit_workload(mod), None, record.target, record.args_info)
+
+
 def with_packed_weights(db: Any, record: Any, mod: tvm.IRModule) -> Any:
     """``record``'s schedule (tuned on ``mod`` before its weights were marked layout-free) as an unmeasured
     record of ``mod``, a workload of ``db``: its trace replayed, then RewriteLayout (as tuning ends every

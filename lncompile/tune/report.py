@@ -12,15 +12,19 @@ def describe_tuning(tuning: dict[str, Any] | None) -> list[str]:
     logs = tuning.get("logs", [])
     if logs:
         kind = "shipped tuning log" if all(log["shipped"] for log in logs) else "tuning log"
-        paths = ", ".join(log["path"] for log in logs)
-        records = sum(log["records"] for log in logs)
+        # the logs a record was applied from (a build reads every shipped log of its preset)
+        used = [log for log in logs if log["best_records"]] or logs
+        unused = len(logs) - len(used)
+        paths = ", ".join(log["path"] for log in used)
+        records = sum(log["records"] for log in used)
+        read_too = f"; {unused} more read, no record of theirs applied" if unused else ""
         in_situ = sum(log.get("in_situ_records", 0) for log in logs)
         tuned_on = sorted({log["tuned_on"] for log in logs
                            if log.get("tuned_on") and not log.get("fallback") and log["best_records"]})
         fallback = [log for log in logs if log.get("fallback") and log["best_records"]]
         by_hand = tuning.get("kernels_by_hand", 0)
         if tuning["kernels_tuned"]:
-            lines.append(f"applied {kind} {paths} ({records} records): {tuning['kernels_tuned']} of "
+            lines.append(f"applied {kind} {paths} ({records} records{read_too}): {tuning['kernels_tuned']} of "
                          f"{tuning['kernels']} kernels (tasks) tuned"
                          + (f", {in_situ} with the schedule chosen in situ" if in_situ else "")
                          + (f"; plus {by_hand} scheduled by hand (not tasks)" if by_hand else "")

@@ -102,18 +102,24 @@ def _best_rows(problem: TuningProblem, databases: list[Any]) -> list[dict[str, A
     return rows
 
 
-def _records_to_measure(tasks: list[Any], db: Any, sources: list[Any], top_k: int) -> list[Any]:
-    """Per task, the ``top_k`` best distinct schedules of each source not yet measured into ``db``."""
-    records = []
+def _records_to_measure(tasks: list[Any], db: Any, sources: list[Any], top_k: int) -> tuple[list[Any], int]:
+    """Per task, the ``top_k`` best distinct schedules of each source not yet measured into ``db``, as records
+    of the task's own kernel (see :func:`tvm_api.replayed_on`); and how many did not replay on it."""
+    records, unreplayable = [], 0
     for task in tasks:
         mod = tvm_api.task_workload_module(task)
         seen = {str(group[0].trace) for group in tvm_api.distinct_top_records(db, mod, 1 << 30)}
         for source in sources:
             for group in tvm_api.distinct_top_records(source, mod, top_k):
-                if str(group[0].trace) not in seen:
-                    seen.add(str(group[0].trace))
-                    records.append(group[0])
-    return records
+                if str(group[0].trace) in seen:
+                    continue
+                seen.add(str(group[0].trace))
+                record = tvm_api.replayed_on(db, group[0], mod)
+                if record is None:
+                    unreplayable += 1
+                else:
+                    records.append(record)
+    return records, unreplayable
 
 
 def _label(directory: Path) -> str:
@@ -147,13 +153,15 @@ def rerank(problem: TuningProblem, log_dir: Path, *, top_k: int, threads: int, s
     db = tvm_api.json_database(str(log_dir))
     before = _best_rows(problem, source_dbs) if source_dbs else measured_task_rows(problem, db)
     tasks = heaviest_tasks(problem, before, share) if share < 1 else problem.tasks
+    unreplayable = 0
     if source_dbs:
-        records = _records_to_measure(tasks, db, source_dbs, top_k)
+        records, unreplayable = _records_to_measure(tasks, db, source_dbs, top_k)
     else:
         records = [r for task in tasks for r in tvm_api.top_records(db, tvm_api.task_workload_module(task), top_k)]
     started = time.monotonic()
     measured, failed = measure_into(db, records, problem, threads=threads, builder_timeout_s=builder_timeout_s,
                                     desc=f"re-ranking {problem.name}", show_progress=show_progress)
+    failed += unreplayable
     wall = time.monotonic() - started
     rows = measured_task_rows(problem, db)  # the database holds what was just committed
     session: dict[str, Any] = {"reranked_top_k": top_k, "reranked_tasks": len(tasks), "measured_threads": threads,

@@ -151,8 +151,8 @@ def test_a_build_says_how_many_kernels_a_fallback_log_supplied() -> None:
              "fallback": lacks},
             {"path": "outranked", "shipped": True, "records": 1, "best_records": 0, "tuned_on": "znver3"}]
     (line,) = describe_tuning({"logs": logs, "kernels_tuned": 9, "kernels": 10})
-    assert line.startswith("applied shipped tuning log own, wide, unused, outranked (18 records): 9 of 10 kernels "
-                           "(tasks) tuned")
+    assert line.startswith("applied shipped tuning log own, wide (14 records; 2 more read, no record of theirs "
+                           "applied): 9 of 10 kernels (tasks) tuned")
     assert line.endswith("; 2 of them with schedules tuned on znver4 for want of a log for this CPU (this CPU lacks "
                          "avx512bw, avx512cd, avx512dq and 2 more; `lncompile tune` tunes for it)")
     # a fallback log is not also reported as merely another CPU's, nor one whose records all gave way

@@ -282,6 +282,23 @@ def test_rerank_from_a_log_of_another_cpu_starts_a_log_for_this_one(
     assert len((ported / logdb.RECORDS).read_text().splitlines()) == 3
 
 
+def test_a_schedule_is_carried_to_another_log_only_onto_a_kernel_it_replays_on(tuned: Path) -> None:
+    """rerank --from files each source schedule under the model's own kernel, and only if its trace replays
+    there: the same kernel from another model names its blocks otherwise, and a database keeps one module per
+    structure, so a record filed under the wrong copy could never be loaded (TVM refuses the whole log)."""
+    from lncompile.backend import tvm_api
+
+    source = tvm_api.json_database(str(tuned))
+    modules = [tvm_api.workload_module_json(w) for w in logdb.parse_log(tuned).workloads]
+    target = tvm_api.memory_database()
+    for mod in modules:
+        (record,) = [group[0] for group in tvm_api.distinct_top_records(source, mod, 1)]
+        carried = tvm_api.replayed_on(target, record, mod)
+        assert carried is not None and str(carried.trace) == str(record.trace)
+        others = [m for m in modules if tvm_api.workload_hash(m) != tvm_api.workload_hash(mod)]
+        assert all(tvm_api.replayed_on(target, record, other) is None for other in others)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--from", "{tmp}/none"], "goes with --rerank"),
     (["--rerank", "1", "--from", "{tmp}/none"], "no tuning log there"),
