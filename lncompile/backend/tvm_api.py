@@ -607,11 +607,11 @@ def compile_schedules(records: list[tuple[Any, Any]], target: tvm.target.Target,
 
 
 def commit_remeasured(db: Any, record: Any, run_secs: list[float], target: tvm.target.Target | None = None) -> None:
-    """Add to ``db`` a record of ``record``'s schedule with new run times, measured on ``target`` (default: the
-    record's). ``record`` may come from another database; the old record stays where it is (a log only grows)."""
+    """Add to ``db`` a record of ``record``'s schedule (a record of a workload of ``db``: one of its own, or one
+    :func:`replayed_on` made) with new run times, measured on ``target`` (default: the record's). The old record
+    stays (a log only grows)."""
     ms = _ms()
-    workload = db.commit_workload(record.workload.mod)  # the same workload when ``record`` is from ``db``
-    db.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, run_secs, target or record.target,
+    db.commit_tuning_record(ms.database.TuningRecord(record.trace, record.workload, run_secs, target or record.target,
                                                      record.args_info))
 
 

@@ -93,12 +93,12 @@ def _source_databases(problem: TuningProblem, sources: list[Path]) -> list[Any]:
 
 
 def _best_rows(problem: TuningProblem, databases: list[Any]) -> list[dict[str, Any]]:
-    """Task rows with each task's best time over ``databases`` (None where none of them has the task)."""
-    rows = problem.task_rows()
-    for row, task in zip(rows, problem.tasks, strict=True):
-        mod = tvm_api.task_workload_module(task)
-        times = [t for t, _ in (tvm_api.best_record_seconds(db, mod) for db in databases) if t is not None]
-        row["best_ms"] = round(min(times) * 1e3, 6) if times else None
+    """:func:`measured_task_rows` with each task's best time over ``databases`` (None where none has the task)."""
+    per_database = [measured_task_rows(problem, db) for db in databases]
+    rows = per_database[0]
+    for n, row in enumerate(rows):
+        times = [r[n]["best_ms"] for r in per_database if r[n]["best_ms"] is not None]
+        row["best_ms"] = min(times) if times else None
     return rows
 
 
