@@ -77,7 +77,7 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     check_toolchain(preset, target_json)
     logs = select_logs(preset, target_json, tuning_log) if preset.device == "cpu" else None
     tuning = None
-    mod = relax_module if relax_module is not None else lower(graph, preset.layout, preset.fast_math)
+    mod = relax_module if relax_module is not None else lower(graph, preset.layout, preset.fast_math, preset.device)
     try:
         target = tvm_api.make_target(target_json, host_json)
         executable = None

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import tvm_api
 from .tvm_api import relax, tir_schedule, tvm
 
 TILE_ROWS = 4  # output rows per parallel tile (2 -> 15% slower on MobileNetV2's 112x112 pair; 4-14 within 5%)
 OPAQUE = 8  # TVM's OpPatternKind::kOpaque: FuseOps fuses nothing into the kernel (its schedule stays)
 
 
-def _activation(value: Any, name: str, params: dict[str, float], dtype: str) -> Any:
+def _scalar_activation(value: Any, name: str, params: dict[str, float], dtype: str) -> Any:
     def const(v: float) -> Any:
         return tvm.tirx.const(v, dtype)
 
@@ -37,6 +38,13 @@ def _activation(value: Any, name: str, params: dict[str, float], dtype: str) -> 
     return value
 
 
+def _activate(t: Any, name: str, params: dict[str, float], fast_math: bool) -> Any:
+    """``t`` through the activation, as TE stages that the schedule inlines (see ``_INLINED_BY_SCHEDULE``)."""
+    if name == "silu":  # the same TE as the build's other SiLUs: polynomial exp under fast math (vectorizes)
+        return tvm_api.fast_silu(t) if fast_math else tvm.topi.multiply(t, tvm.topi.sigmoid(t))
+    return tvm.te.compute(t.shape, lambda *i: _scalar_activation(t(*i), name, params, t.dtype), name=f"act_{name}")
+
+
 def _output_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
                  padding: tuple[int, int, int, int]) -> tuple[int, int]:
     """The depthwise conv's output rows and columns."""
@@ -46,7 +54,7 @@ def _output_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[
 
 def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int, int], strides: tuple[int, int],
              padding: tuple[int, int, int, int], activations: tuple[tuple[str, dict[str, float]], ...],
-             dtype: str) -> Any:
+             dtype: str, fast_math: bool) -> Any:
     """The TE definition (NHWC data, w1 [C, E], w2 [KH, KW, E]) as a PrimFunc."""
     te = tvm.te
     n, h, w, c = shape
@@ -69,26 +77,40 @@ def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int,
         inside(y, xx), x[b, y - pt, xx - pl, i], zero), name="x_padded")
     expand_sum = te.compute((n, ph, pw, expanded), lambda b, y, xx, e: te.sum(x_padded[b, y, xx, k] * w1[k, e], axis=k),
                             name="expand_sum")
+    expand_bias = te.compute((n, ph, pw, expanded), lambda b, y, xx, e: expand_sum[b, y, xx, e] + b1[e],
+                             name="expand_bias")
+    expand_act = _activate(expand_bias, *activations[0], fast_math)
     expand = te.compute((n, ph, pw, expanded), lambda b, y, xx, e: tvm.tirx.if_then_else(
-        inside(y, xx), _activation(expand_sum[b, y, xx, e] + b1[e], *activations[0], dtype), zero), name="expand")
+        inside(y, xx), expand_act[b, y, xx, e], zero), name="expand")
     ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
     depthwise_sum = te.compute((n, oh, ow, expanded), lambda b, y, xx, e: te.sum(
         expand[b, y * sh + ry, xx * sw + rx, e] * w2[ry, rx, e], axis=[ry, rx]), name="depthwise_sum")
-    out = te.compute((n, oh, ow, expanded), lambda b, y, xx, e: _activation(depthwise_sum[b, y, xx, e] + b2[e],
-                                                                             *activations[1], dtype), name="out")
+    depthwise_bias = te.compute((n, oh, ow, expanded), lambda b, y, xx, e: depthwise_sum[b, y, xx, e] + b2[e],
+                                name="depthwise_bias")
+    out_act = _activate(depthwise_bias, *activations[1], fast_math)
+    out = te.compute((n, oh, ow, expanded), lambda *i: out_act(*i), name="out")
     return te.create_prim_func([x, w1, b1, w2, b2, out])
 
 
-def _vector_width(channels: int) -> int:
+# the blocks the schedule places; every other block of ``_compute`` is elementwise and inlined into its reader
+_KEPT_BLOCKS = ("expand_sum", "expand", "depthwise_sum", "out")
+
+
+def vector_width(channels: int) -> int:
+    """The widest vector of at most 16 lanes that divides ``channels`` (the channels-last inner loop)."""
     return next(v for v in (16, 8, 4, 2, 1) if channels % v == 0)
 
 
 def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int, int],
                      strides: tuple[int, int], padding: tuple[int, int, int, int],
-                     activations: tuple[tuple[str, dict[str, float]], ...], dtype: str = "float32") -> Any:
+                     activations: tuple[tuple[str, dict[str, float]], ...], dtype: str = "float32",
+                     fast_math: bool = False) -> Any:
     """The fused kernel as a scheduled PrimFunc (see the module doc)."""
-    sch = tir_schedule(_compute(shape, expanded, kernel, strides, padding, activations, dtype))
-    sch.compute_inline(sch.get_sblock("x_padded"))
+    sch = tir_schedule(_compute(shape, expanded, kernel, strides, padding, activations, dtype, fast_math))
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block).name_hint not in _KEPT_BLOCKS:  # padding, biases, activations: elementwise
+            sch.compute_inline(block)
+
     out, depthwise_sum = sch.get_sblock("out"), sch.get_sblock("depthwise_sum")
     expand, expand_sum = sch.get_sblock("expand"), sch.get_sblock("expand_sum")
     b, y, _, _ = sch.get_loops(out)
@@ -98,7 +120,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tu
     tiles = sch.get_loops(out)[0]
     for block in (depthwise_sum, expand, expand_sum):  # consumers first: each placement bounds its producer's rows
         sch.compute_at(block, tiles)
-    vector = _vector_width(expanded)
+    vector = vector_width(expanded)
 
     def split_channels(loop: Any) -> tuple[Any, Any]:
         outer, inner = sch.split(loop, [None, vector])
@@ -122,18 +144,18 @@ def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tu
 
 def emit_pointwise_depthwise(bb: Any, data: Any, w1: Any, b1: Any, w2: Any, b2: Any, strides: tuple[int, int],
                              padding: tuple[int, int, int, int],
-                             activations: tuple[tuple[str, dict[str, float]], ...]) -> Any:
+                             activations: tuple[tuple[str, dict[str, float]], ...], fast_math: bool = False) -> Any:
     """Emit the fused kernel on NCHW ``data`` (weights OIHW: w1 [E, C, 1, 1], w2 [E, 1, KH, KW]).
 
     The kernel runs channels-last between a permute_dims pair (its weights re-laid-out by constant folding),
     which cancels against the NHWC ops around it once ConvertLayout has run (``tvm_api.cancel_permutes``); in
-    an NCHW model the pair stays.
+    an NCHW model the pair stays. ``fast_math``: SiLU's exp as the build's polynomial (``tvm_api.fast_math``).
     """
     R = relax.op
     n, c, h, w = (int(d) for d in data.ty.shape)
     expanded, _, kh, kw = (int(d) for d in w2.ty.shape)
     dtype = str(data.ty.dtype)
-    func = scheduled_kernel((n, h, w, c), expanded, (kh, kw), strides, padding, activations, dtype)
+    func = scheduled_kernel((n, h, w, c), expanded, (kh, kw), strides, padding, activations, dtype, fast_math)
     kernel = bb.add_func(func, "pointwise_depthwise_nhwc")
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
     w1_ce = bb.emit(R.reshape(R.permute_dims(w1, [1, 0, 2, 3]), relax.ShapeExpr([c, expanded])))

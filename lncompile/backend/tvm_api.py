@@ -272,7 +272,7 @@ def _fast_sigmoid(x: Any) -> Any:
                       name="fast_sigmoid", tag="elemwise")
 
 
-def _fast_silu(x: Any) -> Any:
+def fast_silu(x: Any) -> Any:
     from tvm import te
 
     s = _fast_sigmoid(x)
@@ -293,7 +293,7 @@ def _fast_tanh(x: Any) -> Any:
 
 # Relax op -> TE builder. LLVM turns a vector exp into one libm call per lane; TOPI's fast_exp (range
 # reduction + degree-5 polynomial + exponent bits, ~1e-7 relative error) vectorizes like any arithmetic.
-_FAST_MATH = {"relax.sigmoid": _fast_sigmoid, "relax.nn.silu": _fast_silu, "relax.exp": _fast_exp,
+_FAST_MATH = {"relax.sigmoid": _fast_sigmoid, "relax.nn.silu": fast_silu, "relax.exp": _fast_exp,
               "relax.tanh": _fast_tanh}
 
 
@@ -1166,24 +1166,71 @@ def emit_depthwise_conv2d_shuffled(bb: relax.BlockBuilder, data: relax.Expr, wei
     return relax.op.permute_dims(y, to_nchw)
 
 
+# ops that commute with any permutation of their operands' axes (operands of equal rank, or a scalar)
+_ELEMENTWISE_BINARY = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
+                       "relax.minimum")
+
+
 @tvm.transform.module_pass(opt_level=0, name="lncompile.CancelPermutes")
 def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
     """Drop permute_dims that change nothing: identity axes, or a pair where the second undoes the first
-    (a pair that does not cancel becomes one permute_dims).
+    (a pair that does not cancel becomes one permute_dims); first sink permutes below the ops they commute with,
+    so that they meet their inverse:
 
-    Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, wrapped in NCHW->NHWC
-    and back) meets ConvertLayout's NHWC: ConvertLayout carries the new layout through the wrapping
-    permute_dims and leaves it as an identity permutation, and each is a copy of the whole tensor.
+        mean(permute(x, P), axes A, keepdims) = permute(mean(x, axes P[A], keepdims), P)
+        op(permute(a, P), permute(b, P))      = permute(op(a, b), P)   (op elementwise, a and b of equal rank)
+        op(permute(a, P), scalar)             = permute(op(a, scalar), P)
+
+    Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, the fused pointwise ->
+    depthwise kernel, wrapped in NCHW->NHWC and back) meets ConvertLayout's NHWC: ConvertLayout carries the new
+    layout through the wrapping permute_dims and leaves it as an identity permutation, each a copy of the whole
+    tensor. Where the hand kernel's output feeds a squeeze-and-excitation (a mean and a multiply, which
+    ConvertLayout leaves in the layout they find), the sinking takes its permute past them to the next conv's.
     """
     permute = tvm.ir.Op.get("relax.permute_dims")
+    mean = tvm.ir.Op.get("relax.mean")
+    elementwise = [tvm.ir.Op.get(name) for name in _ELEMENTWISE_BINARY]
 
     def axes(call: relax.Call) -> list[int]:
         rank = int(call.ty.ndim)
         return [int(v) for v in call.attrs.axes] if call.attrs.axes is not None else list(range(rank))[::-1]
 
+    def permuted(expr: relax.Expr, value_of: ValueOf) -> tuple[relax.Expr, list[int]] | None:
+        """(x, P) where ``expr`` is permute_dims(x, P)."""
+        value = value_of(expr)
+        if isinstance(value, relax.Call) and value.op.same_as(permute):
+            return value.args[0], axes(value)
+        return None
+
+    def is_scalar(expr: relax.Expr) -> bool:
+        return isinstance(getattr(expr, "ty", None), relax.TensorType) and int(expr.ty.ndim) == 0
+
+    def sunk(call: relax.Call, value_of: ValueOf) -> relax.Expr | None:
+        """``call`` with the permute_dims of its operand(s) moved after it; None where it does not commute."""
+        if call.op.same_as(mean) and call.attrs.keepdims and call.attrs.axis is not None:
+            found = permuted(call.args[0], value_of)
+            if found is None:
+                return None
+            source, order = found
+            reduced = [order[int(a) % len(order)] for a in call.attrs.axis]
+            return relax.op.permute_dims(relax.op.mean(source, reduced, keepdims=True), order)
+        if any(call.op.same_as(op) for op in elementwise) and len(call.args) == 2:
+            lhs, rhs = (permuted(a, value_of) for a in call.args)
+            if lhs is not None and rhs is not None and lhs[1] == rhs[1]:
+                operands, order = [lhs[0], rhs[0]], lhs[1]
+            elif lhs is not None and is_scalar(call.args[1]):
+                operands, order = [lhs[0], call.args[1]], lhs[1]
+            elif rhs is not None and is_scalar(call.args[0]):
+                operands, order = [call.args[0], rhs[0]], rhs[1]
+            else:
+                return None
+            return relax.op.permute_dims(relax.Call(call.op, operands, call.attrs), order)
+        return None
+
     def rewrite(call: relax.Call, value_of: ValueOf) -> relax.Expr:
         if not call.op.same_as(permute):
-            return call
+            moved = sunk(call, value_of)
+            return call if moved is None else moved
         first = value_of(call.args[0])
         if isinstance(first, relax.Call) and first.op.same_as(permute):  # a pair: one permute_dims, or none
             a, b = axes(first), axes(call)

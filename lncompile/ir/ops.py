@@ -328,7 +328,7 @@ def _fused_conv2d(inputs, attrs):
     return (y,)
 
 
-POINTWISE_DEPTHWISE_ACTIVATIONS = ("none", "relu", "clip", "hardswish")
+POINTWISE_DEPTHWISE_ACTIVATIONS = ("none", "relu", "clip", "hardswish", "silu")
 # the attributes of a plain 1x1 conv: the pointwise half of fused_pointwise_depthwise, the convs of squeeze_excite
 POINTWISE_CONV = Attrs(strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
 

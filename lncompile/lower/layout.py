@@ -34,8 +34,9 @@ def apply_layout(mod: Any, layout: str) -> Any:
     return tvm_api.convert_layout(mod, desired) if desired else mod
 
 
-def lower(graph: Graph, layout: str = "NCHW", fast_math: bool = False) -> Any:
+def lower(graph: Graph, layout: str = "NCHW", fast_math: bool = False, device: str = "cpu") -> Any:
     """``graph`` as the Relax module a build or a tuning run of a ``layout`` preset compiles (with the preset's
-    ``fast_math``: exp-based activations as polynomial kernels, :func:`tvm_api.fast_math`)."""
-    mod = tvm_api.fold_constant_layouts(apply_layout(to_relax(graph, layout=layout), layout))
+    ``fast_math``: exp-based activations as polynomial kernels, :func:`tvm_api.fast_math`; and its ``device``)."""
+    relax_module = to_relax(graph, layout=layout, fast_math=fast_math, device=device)
+    mod = tvm_api.fold_constant_layouts(apply_layout(relax_module, layout))
     return tvm_api.fast_math(mod) if fast_math else mod

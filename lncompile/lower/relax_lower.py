@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
+from ..backend.spatial_mean import emit_spatial_mean
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
@@ -35,10 +36,19 @@ def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
 
 
 class _Lowering:
-    def __init__(self, graph: Graph, layout: str = "NCHW") -> None:
+    def __init__(self, graph: Graph, layout: str = "NCHW", fast_math: bool = False, device: str = "cpu") -> None:
         self.graph = graph
         self.layout = layout  # the layout the module will be converted to (see lncompile.lower.layout)
+        self.fast_math = fast_math  # hand-written TE kernels compute exp-based activations as the build's do
+        self.device = device
         self.bb = relax.BlockBuilder()
+
+    def mean_hw(self, x: Expr, keepdims: bool) -> Expr:
+        """The mean of NCHW ``x`` over H and W: a hand-scheduled kernel where the build is channels-last on a
+        CPU (MetaSchedule's schedules for it are 10x slower there), else Relax's mean."""
+        if self.layout == "NHWC" and self.device == "cpu":
+            return emit_spatial_mean(self.bb, x, keepdims)
+        return R.mean(x, [2, 3], keepdims)
 
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
         return relax.const(np.array(value, dtype=dtype))
@@ -124,7 +134,16 @@ def _hardswish(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 
 # ---- reductions and pooling ----------------------------------------------------------------------------
 
-_emits("mean")(lambda lw, n, a: R.mean(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
+
+
+@_emits("mean")
+def _mean(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    rank = len(a[0].ty.shape)
+    if rank == 4 and sorted(axis % rank for axis in n.attrs["axes"]) == [2, 3]:
+        return lw.mean_hw(a[0], n.attrs["keepdims"])
+    return R.mean(a[0], list(n.attrs["axes"]), n.attrs["keepdims"])
+
+
 _emits("reduce_sum")(lambda lw, n, a: R.sum(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
 _emits("reduce_max")(lambda lw, n, a: R.max(a[0], list(n.attrs["axes"]), n.attrs["keepdims"]))
 _emits("softmax")(lambda lw, n, a: R.nn.softmax(a[0], n.attrs["axis"]))
@@ -183,14 +202,16 @@ def _resize2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 
 # ---- driver --------------------------------------------------------------------------------------------
 
-def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None, layout: str = "NCHW") -> Any:
+def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None, layout: str = "NCHW",
+             fast_math: bool = False, device: str = "cpu") -> Any:
     """Lower a verified IR graph to a Relax IRModule whose ``main`` takes the graph inputs in order.
 
     The module is NCHW whatever ``layout`` says; ops that ConvertLayout cannot convert (hand-written TE
     kernels) are emitted in ``layout`` between permute_dims pairs that the conversion then cancels.
+    ``fast_math`` and ``device`` (the preset's) shape those hand-written kernels.
     """
     table = {**EMITTERS, **(emitters or {})}
-    lw = _Lowering(graph, layout)
+    lw = _Lowering(graph, layout, fast_math, device)
     params = []
     env: dict[str, Expr] = {}
     for name in graph.input_names:
@@ -261,7 +282,8 @@ def _fused_pointwise_depthwise(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Exp
 
     activations = (activation(n.attrs["pw_activation"], pointwise_activation_attrs(n.attrs)),
                    activation(n.attrs["activation"], n.attrs))
-    return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations)
+    return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations,
+                                    lw.fast_math)
 
 
 @_emits("winograd_conv2d")
@@ -288,7 +310,7 @@ def _fused_linear(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 def _squeeze_excite(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     x, w1, b1, w2, b2 = a
     pointwise = Node(f"{n.name}_conv", "conv2d", POINTWISE_CONV)
-    s = lw.bb.emit(R.mean(x, [2, 3], True))
+    s = lw.bb.emit(lw.mean_hw(x, True))
     s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w1, b1]))
     s = _emit_activation(lw, n, n.attrs["act"], s)
     s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w2, b2]))

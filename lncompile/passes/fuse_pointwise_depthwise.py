@@ -6,7 +6,7 @@ where the tensor between them is large (target rule ``fuse_pointwise_depthwise``
 
 Both nodes are ``fused_conv2d`` (this runs after ``fuse_conv_activation``) or plain ``conv2d`` (activation none,
 a zero bias if it has none): the first 1x1, stride 1, unpadded, ungrouped; the second depthwise (groups ==
-channels) with dilation 1; neither with a residual add; activations none, relu, clip or hardswish. The expression
+channels) with dilation 1; neither with a residual add; activations none, relu, clip, hardswish or silu. The expression
 is the two nodes' composition, so outputs are unchanged: the node is only a promise to the backend that nobody
 else reads the expanded tensor.
 

@@ -63,6 +63,7 @@ def prepare(name: str, graph: Graph, preset: Any, *, passes: bool = True, remote
         graph = optimized_graph(graph, preset)
     target_json, host_json = resolve_target_json(preset), resolve_host_json(preset)
     target = tvm_api.make_target(tuning_target_json(target_json), host_json)
-    fused = tvm_api.fuse_for_target(lower(graph, preset.layout, preset.fast_math), target, preset.prepack_weights)
+    relax_module = lower(graph, preset.layout, preset.fast_math, preset.device)
+    fused = tvm_api.fuse_for_target(relax_module, target, preset.prepack_weights)
     tasks = tvm_api.extract_tasks(fused, target)
     return TuningProblem(name, graph, preset, target_json, target, fused, tasks, ir_hash(graph), passes)

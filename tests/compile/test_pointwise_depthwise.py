@@ -100,3 +100,39 @@ def test_a_tuned_build_counts_the_fused_kernel_as_scheduled_by_hand_not_as_a_tas
     (line,) = describe_tuning(tuning)
     assert line.endswith(f"{tuning['kernels_tuned']} of {len(problem.tasks)} kernels (tasks) tuned; "
                          "plus 1 scheduled by hand (not tasks)")
+
+
+class SiLUInvertedResidualWithSE(nn.Module):
+    """EfficientNet's MBConv: expand (SiLU) -> depthwise (SiLU) -> squeeze-and-excitation -> project."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(8, 48, 1)
+        self.depthwise = nn.Conv2d(48, 48, 3, 2, 1, groups=48)
+        self.reduce, self.excite = nn.Conv2d(48, 4, 1), nn.Conv2d(4, 48, 1)
+        self.project = nn.Conv2d(48, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.silu(self.depthwise(nn.functional.silu(self.expand(x))))
+        gate = torch.sigmoid(self.excite(nn.functional.silu(self.reduce(y.mean((2, 3), keepdim=True)))))
+        return self.project(y * gate)
+
+
+@pytest.mark.parametrize("fast_math", [True, False])
+def test_silu_kernel_feeding_squeeze_excite_matches_pytorch_without_transposes(fast_math: bool) -> None:
+    torch.manual_seed(0)
+    block = SiLUInvertedResidualWithSE().eval()
+    x = np.random.default_rng(0).standard_normal((1, 8, 19, 19)).astype(np.float32)
+    preset = replace(_preset(), fast_math=fast_math)
+    compiled = lncompile.compile(block, preset, x, tuning_log=False)
+    (fused,) = [p for p in compiled.manifest["passes"] if p["name"] == "fuse_pointwise_depthwise"]
+    assert fused["matches"] == 1
+    with torch.no_grad():
+        expected = block(torch.from_numpy(x)).numpy()
+    assert relative_error(compiled(x), expected) <= 1e-5
+    # the SE's mean and multiply read the NHWC kernel's output in NHWC: transposes only at the model's input
+    # and output (NCHW both)
+    calls = [name for name, _, _ in tvm_api.kernel_call_order(prepare("block", import_model(block, x).graph,
+                                                                      preset).fused)]
+    assert sum("pointwise_depthwise" in c for c in calls) == 1
+    assert sum("transpose" in c for c in calls) == 2

@@ -1,0 +1,82 @@
+"""tvm_api.cancel_permutes: permute_dims pairs that undo each other go, after permutes are sunk below the ops
+they commute with (a keepdims mean, an elementwise op of two operands permuted alike or of one and a scalar);
+outputs unchanged, and nothing sunk where the op does not commute."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lncompile.backend import tvm_api
+from lncompile.backend.tvm_api import relax, tvm
+
+R = relax.op
+TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
+
+
+def _squeeze_excite_like(keepdims: bool = True, gate_axes: list[int] | None = None) -> tvm.IRModule:
+    """main(a NHWC, g NHWC) = NHWC(mean(NCHW(a))) and NHWC(NCHW(a) * NCHW(g) * 2): what ConvertLayout leaves
+    around a channels-last kernel's output feeding a squeeze-and-excitation."""
+    a = relax.Var("a", relax.TensorType((1, 5, 6, 4), "float32"))
+    g = relax.Var("g", relax.TensorType((1, 1, 1, 4) if gate_axes is None else (1, 4, 1, 1), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [a, g]):
+        with bb.dataflow():
+            a_nchw = bb.emit(R.permute_dims(a, TO_NCHW))
+            g_nchw = bb.emit(R.permute_dims(g, TO_NCHW if gate_axes is None else gate_axes))
+            m = bb.emit(R.mean(a_nchw, [2, 3], keepdims=keepdims))
+            scaled = bb.emit(R.multiply(bb.emit(R.multiply(a_nchw, g_nchw)), relax.const(2.0, "float32")))
+            m_out = bb.emit(R.permute_dims(m, TO_NHWC) if keepdims else m)
+            out = bb.emit_output(relax.Tuple([bb.emit(R.permute_dims(scaled, TO_NHWC)), m_out]))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _ops(mod: tvm.IRModule) -> list[str]:
+    from tvm.relax.expr_functor import PyExprVisitor, visitor
+
+    found: list[str] = []
+
+    @visitor
+    class _Visitor(PyExprVisitor):
+        def visit_call_(self, call: relax.Call) -> None:
+            if isinstance(call.op, tvm.ir.Op):
+                found.append(call.op.name)
+
+    _Visitor().visit_expr(mod["main"])
+    return found
+
+
+def _run(mod: tvm.IRModule, *inputs: np.ndarray) -> list[np.ndarray]:
+    executable = tvm_api.build_executable(mod, tvm_api.make_target({"kind": "llvm"}, None))
+    vm = tvm_api.VirtualMachine(executable, tvm_api.cpu_device())
+    return [tvm_api.to_numpy(t) for t in vm["main"](*(tvm_api.tensor(x) for x in inputs))]
+
+
+def _inputs(gate_shape: tuple[int, ...] = (1, 1, 1, 4)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((1, 5, 6, 4)).astype(np.float32),
+            rng.standard_normal(gate_shape).astype(np.float32))
+
+
+def test_permutes_sink_through_mean_and_elementwise_ops_and_cancel() -> None:
+    mod = _squeeze_excite_like()
+    assert _ops(mod).count("relax.permute_dims") == 4
+    cancelled = tvm_api.cancel_permutes(mod)
+    assert "relax.permute_dims" not in _ops(cancelled)
+    assert sorted(_ops(cancelled)) == ["relax.mean", "relax.multiply", "relax.multiply"]
+    a, g = _inputs()
+    for before, after in zip(_run(mod, a, g), _run(cancelled, a, g), strict=True):
+        np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_run(cancelled, a, g)[1], a.mean(axis=(1, 2), keepdims=True), rtol=1e-5)
+
+
+def test_no_sinking_where_the_op_does_not_commute_with_the_permute() -> None:
+    # a mean without keepdims changes rank; a multiply of operands permuted differently stays as written
+    mod = _squeeze_excite_like(keepdims=False, gate_axes=[0, 1, 2, 3])
+    cancelled = tvm_api.cancel_permutes(mod)
+    ops = _ops(cancelled)
+    assert ops.count("relax.permute_dims") == 2  # a's (mean, multiply read it) and the output's
+    assert "relax.mean" in ops
+    a, g = _inputs((1, 4, 1, 1))
+    for before, after in zip(_run(mod, a, g), _run(cancelled, a, g), strict=True):
+        np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)
