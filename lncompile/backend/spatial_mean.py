@@ -20,21 +20,26 @@ from .pointwise_depthwise import OPAQUE, vector_width
 from .tvm_api import relax, tir_schedule, tvm
 
 
-def _compute(shape: tuple[int, int, int, int], dtype: str) -> Any:
+def _compute(shape: tuple[int, int, int, int], dtype: str, keepdims: bool) -> Any:
     te = tvm.te
     n, h, w, c = shape
     x = te.placeholder(shape, dtype, name="x")
     col = te.reduce_axis((0, w), name="col")
     rows = te.compute((n, h, c), lambda b, y, ch: te.sum(x[b, y, col, ch], axis=col), name="rows")
     row = te.reduce_axis((0, h), name="row")
-    total = te.compute((n, 1, 1, c), lambda b, i, j, ch: te.sum(rows[b, row, ch], axis=row), name="total")
-    out = te.compute((n, 1, 1, c), lambda *i: total(*i) / tvm.tirx.const(h * w, dtype), name="out")
+    total = te.compute((n, c), lambda b, ch: te.sum(rows[b, row, ch], axis=row), name="total")
+    scale = tvm.tirx.const(1.0 / (h * w), dtype)
+    if keepdims:
+        out = te.compute((n, 1, 1, c), lambda b, i, j, ch: total[b, ch] * scale, name="out")
+    else:
+        out = te.compute((n, c), lambda b, ch: total[b, ch] * scale, name="out")
     return te.create_prim_func([x, out])
 
 
-def scheduled_kernel(shape: tuple[int, int, int, int], dtype: str = "float32") -> Any:
-    """The kernel for NHWC ``shape`` as a scheduled PrimFunc (see the module doc)."""
-    sch = tir_schedule(_compute(shape, dtype))
+def scheduled_kernel(shape: tuple[int, int, int, int], dtype: str = "float32", keepdims: bool = True) -> Any:
+    """The kernel for NHWC ``shape`` as a scheduled PrimFunc (see the module doc): its output [N, 1, 1, C], or
+    [N, C] without ``keepdims``."""
+    sch = tir_schedule(_compute(shape, dtype, keepdims))
     vector = vector_width(shape[3])
 
     def channels_inner(block_name: str) -> None:
@@ -65,9 +70,9 @@ def emit_spatial_mean(bb: Any, data: Any, keepdims: bool) -> Any:
     R = relax.op
     n, c, h, w = (int(d) for d in data.ty.shape)
     dtype = str(data.ty.dtype)
-    kernel = bb.add_func(scheduled_kernel((n, h, w, c), dtype), "spatial_mean_nhwc")
+    kernel = bb.add_func(scheduled_kernel((n, h, w, c), dtype, keepdims), "spatial_mean_nhwc")
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
+    if not keepdims:
+        return relax.call_tir(kernel, [x_nhwc], relax.TensorType((n, c), dtype))
     y = bb.emit(relax.call_tir(kernel, [x_nhwc], relax.TensorType((n, 1, 1, c), dtype)))
-    if not keepdims:  # [n, 1, 1, c] holds its values in [n, c]'s order: no permute needed
-        return R.reshape(y, relax.ShapeExpr([n, c]))
     return R.permute_dims(y, [0, 3, 1, 2])

@@ -22,14 +22,16 @@ from lncompile.tune.tasks import prepare
 from tests.conftest import relative_error
 
 
-@pytest.mark.parametrize("shape", [(1, 7, 9, 32), (2, 5, 3, 24), (1, 4, 4, 3)])
-def test_kernel_is_the_mean_over_rows_and_columns(shape: tuple[int, int, int, int]) -> None:
-    library = tvm.tirx.build(scheduled_kernel(shape).with_attr("global_symbol", "main"),
+@pytest.mark.parametrize(("shape", "keepdims"), [((1, 7, 9, 32), True), ((2, 5, 3, 24), True), ((1, 4, 4, 3), True),
+                                               ((2, 6, 5, 40), False)])
+def test_kernel_is_the_mean_over_rows_and_columns(shape: tuple[int, int, int, int], keepdims: bool) -> None:
+    library = tvm.tirx.build(scheduled_kernel(shape, keepdims=keepdims).with_attr("global_symbol", "main"),
                              target=tvm_api.make_target({"kind": "llvm"}))
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    y = tvm_api.empty_tensor([shape[0], 1, 1, shape[3]], "float32", tvm_api.cpu_device())
+    expected = x.mean(axis=(1, 2), keepdims=keepdims)
+    y = tvm_api.empty_tensor(list(expected.shape), "float32", tvm_api.cpu_device())
     library["main"](tvm_api.tensor(x), y)
-    np.testing.assert_allclose(y.numpy(), x.mean(axis=(1, 2), keepdims=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 class SqueezeExciteNet(nn.Module):
