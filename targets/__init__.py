@@ -72,7 +72,7 @@ class TargetPreset:
     cross_compiler: str | None = None
     cross_compiler_options: tuple[str, ...] = ()
     layout: str = "NCHW"
-    fast_math: bool = False  # sigmoid/silu/exp/tanh as vectorizable polynomials (~1e-7 relative error)
+    fast_math: bool = False  # sigmoid/silu/exp/tanh as vectorizable polynomials (~1e-7 relative error), LLVM arcp
     threads: int = 0  # 0: all cores of the running machine
     # tuned kernels store their weights in the order their schedule reads them, re-laid out at compile time
     prepack_weights: bool = False

@@ -79,7 +79,8 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
     tuning = None
     mod = relax_module if relax_module is not None else lower(graph, preset.layout, preset.fast_math, preset.device)
     try:
-        target = tvm_api.make_target(target_json, host_json)
+        target = tvm_api.make_target(target_json, host_json)  # what kernels and tuning records are matched for
+        codegen = tvm_api.codegen_target(target_json, host_json, preset.fast_math)
         executable = None
         if logs is not None and logs.usable:
             fused = tvm_api.fuse_for_target(mod, target, preset.prepack_weights)
@@ -89,9 +90,9 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
             # A log that matches no kernel of this model changes nothing: build on the default pipeline,
             # the path every untuned build (and the whole-zoo check) takes.
             if tuned:
-                executable = tvm_api.build_fused_executable(applied, target)
+                executable = tvm_api.build_fused_executable(applied, codegen)
         if executable is None:
-            executable = tvm_api.build_executable(mod, target, preset.device)
+            executable = tvm_api.build_executable(mod, codegen, preset.device)
     except Exception as e:  # TVM raises its own error types; keep the first line
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise BuildError(f"TVM could not build {graph.graph['name']} for {preset.name}: {first}") from e

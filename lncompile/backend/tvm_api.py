@@ -92,6 +92,19 @@ def make_target(spec: dict[str, Any], host: dict[str, Any] | None = None) -> tvm
     return tvm.target.Target(spec)
 
 
+# LLVM may divide by multiplying with the reciprocal: hardswish's and hardsigmoid's x / 6 become x * (1 / 6), one
+# vmulps where vdivps was (~5 cycles a 512-bit vector on Zen; in a depthwise conv's epilogue, per output of 9 FMAs).
+# Results move by an ulp. Codegen only: schedules and tuning logs do not depend on it.
+_FAST_MATH_CODEGEN = {"fast-math-arcp": True}
+
+
+def codegen_target(spec: dict[str, Any], host: dict[str, Any] | None, fast_math: bool) -> tvm.target.Target:
+    """The target a build compiles its kernels for: ``spec``, plus LLVM's reciprocal flag under ``fast_math``."""
+    if fast_math and spec.get("kind") == "llvm":
+        spec = {**spec, **_FAST_MATH_CODEGEN}
+    return make_target(spec, host)
+
+
 def build_executable(mod: tvm.IRModule, target: tvm.target.Target, device: str = "cpu") -> Any:
     """Compile a Relax module with the target's pipeline (legalize, fuse, schedule): the default one on CPUs,
     :func:`gpu_pipeline` for ``device="cuda"``."""

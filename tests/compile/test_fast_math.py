@@ -4,6 +4,11 @@ keep the model's output within float32 round-off of PyTorch."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +100,28 @@ def test_error_over_the_float32_range(fn: str, low: float, high: float) -> None:
     exact = getattr(np, fn, None)(x.astype(np.float64)) if fn != "sigmoid" else 1 / (1 + np.exp(-x.astype(np.float64)))
     error = np.abs(got - exact) / np.maximum(np.abs(exact), 1e-30 if fn == "exp" else 1e-6)
     assert error.max() < 2e-6, (fn, float(error.max()), float(x.reshape(-1)[np.argmax(error)]))
+
+
+class HardSwishConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.hardswish(self.conv(x))
+
+
+@pytest.mark.parametrize("fast_math", [True, False])
+def test_fast_math_divides_by_a_constant_with_a_multiply(fast_math: bool, tmp_path: Path) -> None:
+    """hardswish's x / 6: LLVM's reciprocal flag (fast-math-arcp) under the preset's ``fast_math``, a division
+    instruction without it; PyTorch's output either way."""
+    torch.manual_seed(0)
+    module, x = HardSwishConv().eval(), np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    preset = replace(get_target("x86"), name=f"x86-fast-math-{fast_math}", fast_math=fast_math)
+    compiled = lncompile.compile(module, preset, x, tuning_log=False)
+    with torch.no_grad():
+        assert relative_error(compiled(x), module(torch.from_numpy(x)).numpy()) <= 1e-6
+    library = compiled.export(tmp_path / "hardswish.so")
+    disassembly = subprocess.run(["objdump", "-d", str(library)], capture_output=True, text=True, check=True).stdout
+    divides = re.findall(r"\bv?div[ps]s\b", disassembly)
+    assert not divides if fast_math else divides
