@@ -38,14 +38,14 @@ def _scalar_activation(value: Any, name: str, params: dict[str, float], dtype: s
     return value
 
 
-def _activate(t: Any, name: str, params: dict[str, float], fast_math: bool) -> Any:
+def activate(t: Any, name: str, params: dict[str, float], fast_math: bool) -> Any:
     """``t`` through the activation, as TE stages that the schedule inlines (see ``_INLINED_BY_SCHEDULE``)."""
     if name == "silu":  # the same TE as the build's other SiLUs: polynomial exp under fast math (vectorizes)
         return tvm_api.fast_silu(t) if fast_math else tvm.topi.multiply(t, tvm.topi.sigmoid(t))
     return tvm.te.compute(t.shape, lambda *i: _scalar_activation(t(*i), name, params, t.dtype), name=f"act_{name}")
 
 
-def _output_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+def output_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
                  padding: tuple[int, int, int, int]) -> tuple[int, int]:
     """The depthwise conv's output rows and columns."""
     (h, w), (kh, kw), (sh, sw), (pt, pl, pb, pr) = size, kernel, strides, padding
@@ -60,7 +60,7 @@ def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int,
     n, h, w, c = shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, padding
     ph, pw = h + pt + pb, w + pl + pr
-    oh, ow = _output_size((h, w), kernel, strides, padding)
+    oh, ow = output_size((h, w), kernel, strides, padding)
     x = te.placeholder((n, h, w, c), dtype, name="x")
     w1 = te.placeholder((c, expanded), dtype, name="w1")
     b1 = te.placeholder((expanded,), dtype, name="b1")
@@ -79,7 +79,7 @@ def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int,
                             name="expand_sum")
     expand_bias = te.compute((n, ph, pw, expanded), lambda b, y, xx, e: expand_sum[b, y, xx, e] + b1[e],
                              name="expand_bias")
-    expand_act = _activate(expand_bias, *activations[0], fast_math)
+    expand_act = activate(expand_bias, *activations[0], fast_math)
     expand = te.compute((n, ph, pw, expanded), lambda b, y, xx, e: tvm.tirx.if_then_else(
         inside(y, xx), expand_act[b, y, xx, e], zero), name="expand")
     ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
@@ -87,7 +87,7 @@ def _compute(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int,
         expand[b, y * sh + ry, xx * sw + rx, e] * w2[ry, rx, e], axis=[ry, rx]), name="depthwise_sum")
     depthwise_bias = te.compute((n, oh, ow, expanded), lambda b, y, xx, e: depthwise_sum[b, y, xx, e] + b2[e],
                                 name="depthwise_bias")
-    out_act = _activate(depthwise_bias, *activations[1], fast_math)
+    out_act = activate(depthwise_bias, *activations[1], fast_math)
     out = te.compute((n, oh, ow, expanded), lambda *i: out_act(*i), name="out")
     return te.create_prim_func([x, w1, b1, w2, b2, out])
 
@@ -160,7 +160,7 @@ def emit_pointwise_depthwise(bb: Any, data: Any, w1: Any, b1: Any, w2: Any, b2: 
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
     w1_ce = bb.emit(R.reshape(R.permute_dims(w1, [1, 0, 2, 3]), relax.ShapeExpr([c, expanded])))
     w2_hwe = bb.emit(R.reshape(R.permute_dims(w2, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, expanded])))
-    oh, ow = _output_size((h, w), (kh, kw), strides, padding)
+    oh, ow = output_size((h, w), (kh, kw), strides, padding)
     y = bb.emit(relax.call_tir(kernel, [x_nhwc, w1_ce, b1, w2_hwe, b2],
                                relax.TensorType((n, oh, ow, expanded), dtype)))
     return R.permute_dims(y, [0, 3, 1, 2])

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.depthwise import ACTIVATIONS as DEPTHWISE_ACTIVATIONS
+from ..backend.depthwise import emit_depthwise
+from ..backend.depthwise import suits as depthwise_suits
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.spatial_mean import emit_spatial_mean
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
@@ -43,12 +46,36 @@ class _Lowering:
         self.device = device
         self.bb = relax.BlockBuilder()
 
+    @property
+    def hand_kernels(self) -> bool:
+        """Whether this build uses the hand-scheduled channels-last CPU kernels (lncompile.backend) where they
+        apply: NHWC builds for CPUs."""
+        return self.layout == "NHWC" and self.device == "cpu"
+
     def mean_hw(self, x: Expr, keepdims: bool) -> Expr:
-        """The mean of NCHW ``x`` over H and W: a hand-scheduled kernel where the build is channels-last on a
-        CPU (MetaSchedule's schedules for it are 10x slower there), else Relax's mean."""
-        if self.layout == "NHWC" and self.device == "cpu":
+        """The mean of NCHW ``x`` over H and W: a hand-scheduled kernel in channels-last CPU builds
+        (MetaSchedule's schedules for it are 10x slower there), else Relax's mean."""
+        if self.hand_kernels:
             return emit_spatial_mean(self.bb, x, keepdims)
         return R.mean(x, [2, 3], keepdims)
+
+    def hand_depthwise(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
+        """A depthwise conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) as the
+        hand-scheduled channels-last kernel, where the build uses them and it is the faster kernel
+        (:func:`lncompile.backend.depthwise.suits`); None otherwise."""
+        from ..ir.ops import activation_params
+
+        x, w = a[0], a[1]
+        channels = int(x.ty.shape[1])
+        kernel = (int(w.ty.shape[2]), int(w.ty.shape[3]))
+        if not (self.hand_kernels and activation in DEPTHWISE_ACTIVATIONS and at["groups"] == channels
+                and int(w.ty.shape[0]) == channels and tuple(at["dilation"]) == (1, 1)
+                and not input_shuffle_groups(at) and depthwise_suits(channels, kernel)):
+            return None
+        bias = a[2] if len(a) > 2 else relax.const(np.zeros(channels, dtype=str(x.ty.dtype)))
+        params = {k: float(v) for k, v in activation_params(at).items()} if activation != "none" else {}
+        return emit_depthwise(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
+                              (activation, params), self.fast_math)
 
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
         return relax.const(np.array(value, dtype=dtype))
@@ -67,7 +94,12 @@ class _Lowering:
 
 @_emits("conv2d")
 def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
-    at = n.attrs
+    hand = lw.hand_depthwise(n.attrs, a, "none")
+    return hand if hand is not None else _relax_conv2d(lw, n.attrs, a)
+
+
+def _relax_conv2d(lw: _Lowering, at: Attrs, a: Sequence[Expr]) -> Expr:
+    """The conv as Relax's conv2d (+ bias), or the shuffled-depthwise TE kernel where it reads a shuffle."""
     shuffle = input_shuffle_groups(at)
     if shuffle:  # a depthwise conv reading channel_shuffle(x, g): one TE kernel gathering in its input indexing
         return emit_depthwise_conv2d_shuffled(lw.bb, a[0], a[1], tuple(at["strides"]), tuple(at["padding"]),
@@ -261,14 +293,13 @@ def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | N
     return lw.bb.emit(EMITTERS[name](lw, act, [x]))
 
 
-def _conv_node(n: Node) -> Node:
-    return Node(f"{n.name}_conv", "conv2d", n.attrs, n.outputs)
-
-
 @_emits("fused_conv2d")
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     act = n.attrs["activation"]
-    y = lw.bb.emit(EMITTERS["conv2d"](lw, _conv_node(n), a[:3]))
+    hand = None if n.attrs["residual"] else lw.hand_depthwise(n.attrs, a[:3], act)
+    if hand is not None:
+        return hand
+    y = lw.bb.emit(_relax_conv2d(lw, n.attrs, a[:3]))
     y = _emit_activation(lw, n, act, y, a[-1] if act == "prelu" else None)
     return R.add(y, a[3]) if n.attrs["residual"] else y
 
