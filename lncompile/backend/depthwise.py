@@ -83,7 +83,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], kernel: tuple[int, int], 
     sch.reorder(batch, y_tile, x_block, y_in, c_outer, x_in, c_inner)
     sch.parallel(sch.fuse(batch, y_tile))
     sch.vectorize(c_inner)
-    sch.compute_at(total, c_outer)  # one register block: columns x vector accumulators
+    sch.compute_at(total, c_outer, preserve_unit_loops=True)  # one register block: columns x vector accumulators
     x_acc, c_acc, ry, rx = sch.get_loops(total)[-4:]
     sch.reorder(ry, rx, x_acc, c_acc)
     sch.vectorize(c_acc)

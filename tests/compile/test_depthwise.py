@@ -25,23 +25,24 @@ TORCH_ACTIVATIONS = {"none": lambda y: y, "relu": torch.relu, "clip": lambda y: 
 
 
 @pytest.mark.parametrize(("channels", "size", "kernel", "stride", "padding", "activation", "fast_math"), [
-    (32, 13, 3, 1, (1, 1, 1, 1), "clip", False),
-    (48, 14, 3, 2, (0, 0, 1, 1), "relu", False),  # TF-style "same" padding of a stride-2 conv
-    (16, 9, 5, 1, (2, 2, 2, 2), "hardswish", False),
-    (24, 7, 5, 2, (2, 2, 2, 2), "silu", True),
-    (40, 11, 3, 1, (1, 1, 1, 1), "silu", False),
-    (20, 6, 3, 1, (1, 1, 1, 1), "none", False),  # 4-lane vectors: computed right, if not chosen by builds
+    (32, (13, 14), (3, 3), 1, (1, 1, 1, 1), "clip", False),
+    (48, (14, 15), (3, 3), 2, (0, 0, 1, 1), "relu", False),  # TF-style "same" padding of a stride-2 conv
+    (16, (9, 10), (5, 5), 1, (2, 2, 2, 2), "hardswish", False),
+    (24, (7, 8), (5, 5), 2, (2, 2, 2, 2), "silu", True),
+    (40, (11, 12), (3, 3), 1, (1, 1, 1, 1), "silu", False),
+    (20, (6, 7), (3, 3), 1, (1, 1, 1, 1), "none", False),  # 4-lane vectors: computed right, if not chosen by builds
+    (64, (1, 1), (3, 3), 1, (1, 1, 1, 1), "relu", False),  # a 1x1 map: every loop of one iteration
+    (64, (4, 4), (1, 5), 1, (0, 2, 0, 2), "none", False),  # a 1x5 kernel: no row taps to loop over
 ])
-def test_kernel_is_pytorchs_depthwise_conv(channels: int, size: int, kernel: int, stride: int,
-                                           padding: tuple[int, int, int, int], activation: str,
+def test_kernel_is_pytorchs_depthwise_conv(channels: int, size: tuple[int, int], kernel: tuple[int, int],
+                                           stride: int, padding: tuple[int, int, int, int], activation: str,
                                            fast_math: bool) -> None:
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, size, size + 1, channels)).astype(np.float32)
-    w = rng.standard_normal((kernel, kernel, channels)).astype(np.float32)
+    x = rng.standard_normal((1, *size, channels)).astype(np.float32)
+    w = rng.standard_normal((*kernel, channels)).astype(np.float32)
     b = rng.standard_normal(channels).astype(np.float32)
     params = {"min": 0.0, "max": 6.0} if activation == "clip" else {}
-    func = scheduled_kernel(x.shape, (kernel, kernel), (stride, stride), padding, (activation, params),
-                            fast_math=fast_math)
+    func = scheduled_kernel(x.shape, kernel, (stride, stride), padding, (activation, params), fast_math=fast_math)
     library = tvm.tirx.build(func.with_attr("global_symbol", "main"), target=tvm_api.make_target({"kind": "llvm"}))
     top, left, bottom, right = padding
     x_nchw = torch.nn.functional.pad(torch.from_numpy(x).permute(0, 3, 1, 2), (left, right, top, bottom))
