@@ -23,10 +23,11 @@ ACTIVATIONS = ("none", "relu", "clip", "hardswish", "silu")
 def suits(channels: int, kernel: tuple[int, int]) -> bool:
     """Whether this kernel is the faster one for a depthwise conv of ``channels`` and ``kernel``.
 
-    Against the tuned kernels of the eight reference models (znver5, 2 threads, each alone): faster or equal for
-    every conv whose channels fill 16-lane vectors, and for 3x3 convs filling 8-lane ones (MobileNetV3's
-    56x56x72: 52 -> 20 us); slower for 5x5 convs on 8-lane vectors (56x56x72, stride 2: 22 -> 27 us) and for
-    channel counts that leave 4- or 2-lane vectors (ShuffleNetV2's 28x28x58: 10 -> 15 us), which stay tuned.
+    Against the tuned kernels of the eight reference models (znver5, 2 threads, each alone): faster for every
+    conv whose channels fill 16-lane vectors, and for the 3x3 convs filling 8-lane ones but one, 5% slower
+    (MobileNetV3's 56x56x72: 52 -> 20 us; GhostNet's 112x112x24: 28 -> 29 us); slower for 5x5 convs on 8-lane
+    vectors (56x56x72, stride 2: 22 -> 27 us) and for channel counts that leave 4- or 2-lane vectors
+    (ShuffleNetV2's 28x28x58: 10 -> 15 us), which stay tuned.
     """
     lanes = vector_width(channels)
     return lanes == 16 or (lanes == 8 and tuple(kernel) == (3, 3))
