@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pointwise_depthwise import OPAQUE, activate, output_size, vector_width
+from .pointwise_depthwise import OPAQUE, activate, inline_elementwise, output_size, vector_width
 from .tvm_api import relax, tir_schedule, tvm
-
-ACTIVATIONS = ("none", "relu", "clip", "hardswish", "silu")
 
 
 def suits(channels: int, kernel: tuple[int, int]) -> bool:
@@ -72,9 +70,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], kernel: tuple[int, int], 
                      dtype: str = "float32", fast_math: bool = False) -> Any:
     """The kernel for NHWC ``shape`` (weight [KH, KW, C]) as a scheduled PrimFunc (see the module doc)."""
     sch = tir_schedule(_compute(shape, kernel, strides, padding, activation, dtype, fast_math))
-    for block in sch.get_child_blocks(sch.get_sblock("root")):
-        if sch.get(block).name_hint not in ("depthwise_sum", "out"):  # padding, bias, activation: elementwise
-            sch.compute_inline(block)  # padding too: a padded copy per tile measured 1.4x slower in all
+    inline_elementwise(sch, ("depthwise_sum", "out"))  # padding too: a padded copy per tile measured 1.4x slower
     out, total = sch.get_sblock("out"), sch.get_sblock("depthwise_sum")
     batch, y, x, ch = sch.get_loops(out)
     rows, columns = tiling(int(sch.get(y).extent), int(sch.get(x).extent))

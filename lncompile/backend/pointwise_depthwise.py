@@ -39,7 +39,7 @@ def _scalar_activation(value: Any, name: str, params: dict[str, float], dtype: s
 
 
 def activate(t: Any, name: str, params: dict[str, float], fast_math: bool) -> Any:
-    """``t`` through the activation, as TE stages that the schedule inlines (see ``_INLINED_BY_SCHEDULE``)."""
+    """``t`` through the activation, as TE stages that the schedule inlines (see :func:`inline_elementwise`)."""
     if name == "silu":  # the same TE as the build's other SiLUs: polynomial exp under fast math (vectorizes)
         return tvm_api.fast_silu(t) if fast_math else tvm.topi.multiply(t, tvm.topi.sigmoid(t))
     return tvm.te.compute(t.shape, lambda *i: _scalar_activation(t(*i), name, params, t.dtype), name=f"act_{name}")
@@ -101,15 +101,21 @@ def vector_width(channels: int) -> int:
     return next(v for v in (16, 8, 4, 2, 1) if channels % v == 0)
 
 
+def inline_elementwise(sch: Any, kept: tuple[str, ...]) -> None:
+    """Inline into their readers the blocks of a hand kernel's TE definition that its schedule does not place
+    (``kept``): padding, biases, activations, all elementwise."""
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block).name_hint not in kept:
+            sch.compute_inline(block)
+
+
 def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tuple[int, int],
                      strides: tuple[int, int], padding: tuple[int, int, int, int],
                      activations: tuple[tuple[str, dict[str, float]], ...], dtype: str = "float32",
                      fast_math: bool = False) -> Any:
     """The fused kernel as a scheduled PrimFunc (see the module doc)."""
     sch = tir_schedule(_compute(shape, expanded, kernel, strides, padding, activations, dtype, fast_math))
-    for block in sch.get_child_blocks(sch.get_sblock("root")):
-        if sch.get(block).name_hint not in _KEPT_BLOCKS:  # padding, biases, activations: elementwise
-            sch.compute_inline(block)
+    inline_elementwise(sch, _KEPT_BLOCKS)
 
     out, depthwise_sum = sch.get_sblock("out"), sch.get_sblock("depthwise_sum")
     expand, expand_sum = sch.get_sblock("expand"), sch.get_sblock("expand_sum")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.depthwise import ACTIVATIONS as DEPTHWISE_ACTIVATIONS
 from ..backend.depthwise import emit_depthwise
 from ..backend.depthwise import suits as depthwise_suits
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
@@ -21,7 +20,7 @@ from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
-from ..ir.ops import POINTWISE_CONV, input_shuffle_groups
+from ..ir.ops import POINTWISE_CONV, POINTWISE_DEPTHWISE_ACTIVATIONS, input_shuffle_groups
 
 R = relax.op
 Expr = Any
@@ -36,6 +35,13 @@ def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
         return fn
 
     return deco
+
+
+def _hand_kernel_activation(name: str, attrs: Attrs) -> tuple[str, dict[str, float]]:
+    """A fused node's activation as the hand-scheduled kernels take it: (name, its ``act_*`` parameters)."""
+    from ..ir.ops import activation_params
+
+    return name, {k: float(v) for k, v in activation_params(attrs).items()}
 
 
 class _Lowering:
@@ -63,19 +69,17 @@ class _Lowering:
         """A depthwise conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) as the
         hand-scheduled channels-last kernel, where the build uses them and it is the faster kernel
         (:func:`lncompile.backend.depthwise.suits`); None otherwise."""
-        from ..ir.ops import activation_params
-
         x, w = a[0], a[1]
         channels = int(x.ty.shape[1])
         kernel = (int(w.ty.shape[2]), int(w.ty.shape[3]))
-        if not (self.hand_kernels and activation in DEPTHWISE_ACTIVATIONS and at["groups"] == channels
+        # the activations the hand kernels compute are the fused pointwise->depthwise op's
+        if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS and at["groups"] == channels
                 and int(w.ty.shape[0]) == channels and tuple(at["dilation"]) == (1, 1)
                 and not input_shuffle_groups(at) and depthwise_suits(channels, kernel)):
             return None
         bias = a[2] if len(a) > 2 else relax.const(np.zeros(channels, dtype=str(x.ty.dtype)))
-        params = {k: float(v) for k, v in activation_params(at).items()} if activation != "none" else {}
         return emit_depthwise(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
-                              (activation, params), self.fast_math)
+                              _hand_kernel_activation(activation, at), self.fast_math)
 
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
         return relax.const(np.array(value, dtype=dtype))
@@ -165,8 +169,6 @@ def _hardswish(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 
 
 # ---- reductions and pooling ----------------------------------------------------------------------------
-
-
 
 @_emits("mean")
 def _mean(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
@@ -306,13 +308,10 @@ def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
 
 @_emits("fused_pointwise_depthwise")
 def _fused_pointwise_depthwise(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
-    from ..ir.ops import activation_params, pointwise_activation_attrs
+    from ..ir.ops import pointwise_activation_attrs
 
-    def activation(name: str, attrs: Attrs) -> tuple[str, dict[str, float]]:
-        return name, {k: float(v) for k, v in activation_params(attrs).items()}
-
-    activations = (activation(n.attrs["pw_activation"], pointwise_activation_attrs(n.attrs)),
-                   activation(n.attrs["activation"], n.attrs))
+    activations = (_hand_kernel_activation(n.attrs["pw_activation"], pointwise_activation_attrs(n.attrs)),
+                   _hand_kernel_activation(n.attrs["activation"], n.attrs))
     return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations,
                                     lw.fast_math)
 

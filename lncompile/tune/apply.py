@@ -86,8 +86,7 @@ def select_logs(preset: Any, target_json: dict[str, Any], tuning_log: str | Path
         manifest, fallback = None, None
         try:
             manifest = logdb.read_manifest(directory)
-            why = logdb.incompatibility(manifest, target_json)
-            fallback = logdb.fallback_only(manifest, target_json) if why else None
+            why, fallback = logdb.assess(manifest, target_json)
         except logdb.TuningLogError as e:  # a broken shipped log must not break every build
             why = str(e)
         if why is None or fallback is not None:

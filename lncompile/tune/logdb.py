@@ -305,51 +305,58 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
 SIMD_FEATURE = re.compile(r"^(sse\d*(\.\d)?|ssse3|avx.*|fma|f16c|amx.*|neon|sve.*|dotprod|i8mm|fullfp16|fp16fml|bf16)$")
 
 
-def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any], *,
-                    same_cpu: bool = False) -> str | None:
-    """Why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may.
+def assess(manifest: dict[str, Any] | None, target_json: dict[str, Any], *,
+           same_cpu: bool = False) -> tuple[str | None, str | None]:
+    """(why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may; and, for a
+    log refused only for its CPU's SIMD extensions that the build's CPU lacks, "this CPU lacks ...": such a log
+    may still fill in kernels no fitting log has a record for, else None).
 
     A log tuned for another CPU of the same architecture fits when the build's CPU has every SIMD extension
     the log's CPU has: a record is a schedule (loop transformations), compiled again for the build's CPU, so
     it runs correctly anywhere and its vector loops find the instructions they were tuned for. How fast it is
     there was measured on the log's CPU only (see :func:`tuned_for_another_cpu`). ``same_cpu`` (for adding
-    measurements to the log, which are compared with its records) refuses any other CPU.
+    measurements to the log, which are compared with its records) refuses any other CPU. A log whose CPU has
+    extensions the build's lacks still computes the same there (LLVM splits a vector wider than the build's
+    registers); its schedules were not tuned for this CPU, but any tuned schedule beats a kernel's untuned
+    default by far, hence the fallback.
     """
     if manifest is None:
-        return f"it has no {MANIFEST}, so its TVM version and target are unknown"
+        return f"it has no {MANIFEST}, so its TVM version and target are unknown", None
     logged_tvm = manifest.get("versions", {}).get("apache-tvm")
     here = versions()["apache-tvm"]
     if logged_tvm != here:
-        return f"it was tuned with TVM {logged_tvm} and this is TVM {here}"
+        return f"it was tuned with TVM {logged_tvm} and this is TVM {here}", None
     logged_target = _logged_target(manifest)
     if logged_target == target_json:
-        return None
+        return None, None
     keys = sorted({*logged_target, *target_json})
     diff = [k for k in keys if logged_target.get(k) != target_json.get(k)]
     described = ", ".join(f"{k}={logged_target.get(k)!r} (log) vs {target_json.get(k)!r}" for k in diff)
     if same_cpu and diff == ["mcpu"]:
-        return f"it was tuned for another target: {described} (timings from two CPUs cannot share one log)"
+        return f"it was tuned for another target: {described} (timings from two CPUs cannot share one log)", None
     if diff != ["mcpu"] or target_json.get("kind") != "llvm":
-        return f"it was tuned for another target: {described}"
-    shortfall = cpu_shortfall(target_json["mtriple"], logged_target["mcpu"], target_json["mcpu"])
-    return f"it was tuned for another target: {described}, and {shortfall}" if shortfall else None
+        return f"it was tuned for another target: {described}", None
+    lacking = _missing_extensions(target_json["mtriple"], logged_target["mcpu"], target_json["mcpu"])
+    if lacking is None:
+        return (f"it was tuned for another target: {described}, and LLVM knows no CPU {logged_target['mcpu']!r} "
+                f"for {target_json['mtriple']}"), None
+    if not lacking:
+        return None, None
+    shortfall = f"this CPU lacks {', '.join(lacking)}"
+    return f"it was tuned for another target: {described}, and {shortfall}", shortfall
+
+
+def incompatibility(manifest: dict[str, Any] | None, target_json: dict[str, Any], *,
+                    same_cpu: bool = False) -> str | None:
+    """Why a log must not be applied to a build for ``target_json`` with this TVM, or None if it may (see
+    :func:`assess`)."""
+    return assess(manifest, target_json, same_cpu=same_cpu)[0]
 
 
 def fallback_only(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:
-    """Why a log that does not fit this build (see :func:`incompatibility`) may still fill in kernels no fitting
-    log has a record for, or None if it may not: its only misfit is a CPU with SIMD extensions the build's
-    lacks. Its schedules are loop transformations, compiled again for the build's CPU (LLVM splits a vector
-    wider than the build's registers), so they compute the same; they were not tuned for this CPU, but any
-    tuned schedule beats a kernel's untuned default by far.
-    """
-    if manifest is None or manifest.get("versions", {}).get("apache-tvm") != versions()["apache-tvm"]:
-        return None
-    logged_target = _logged_target(manifest)
-    keys = {*logged_target, *target_json}
-    if target_json.get("kind") != "llvm" or [k for k in keys if logged_target.get(k) != target_json.get(k)] != ["mcpu"]:
-        return None
-    lacking = _missing_extensions(target_json["mtriple"], logged_target["mcpu"], target_json["mcpu"])
-    return f"this CPU lacks {', '.join(lacking)}" if lacking else None
+    """"this CPU lacks ..." for a log that does not fit this build only for its CPU's SIMD extensions, which may
+    still fill in kernels no fitting log has a record for; else None (see :func:`assess`)."""
+    return assess(manifest, target_json)[1]
 
 
 def _missing_extensions(mtriple: str, logged_cpu: str, build_cpu: str) -> list[str] | None:
@@ -361,14 +368,6 @@ def _missing_extensions(mtriple: str, logged_cpu: str, build_cpu: str) -> list[s
         return None
     return sorted(f for f in logged - (tvm_api.llvm_cpu_features(mtriple, build_cpu) or frozenset())
                   if SIMD_FEATURE.match(f))
-
-
-def cpu_shortfall(mtriple: str, logged_cpu: str, build_cpu: str) -> str | None:
-    """Why schedules tuned on ``logged_cpu`` do not suit ``build_cpu`` (both of ``mtriple``), or None."""
-    lacking = _missing_extensions(mtriple, logged_cpu, build_cpu)
-    if lacking is None:
-        return f"LLVM knows no CPU {logged_cpu!r} for {mtriple}"
-    return f"this CPU lacks {', '.join(lacking)}" if lacking else None
 
 
 def tuned_for_another_cpu(manifest: dict[str, Any] | None, target_json: dict[str, Any]) -> str | None:

@@ -85,8 +85,8 @@ def _source_databases(problem: TuningProblem, sources: list[Path]) -> list[Any]:
         if not logdb.has_database(directory):
             raise UsageError(f"--from {directory}: no tuning log there (expected {logdb.WORKLOADS})")
         manifest = logdb.read_manifest(directory)
-        why = logdb.incompatibility(manifest, problem.target_json)
-        if why is not None and logdb.fallback_only(manifest, problem.target_json) is None:
+        why, fallback = logdb.assess(manifest, problem.target_json)
+        if why is not None and fallback is None:
             raise UsageError(f"--from {directory}: {why}")
         databases.append(tvm_api.json_database(str(directory)))
     return databases
