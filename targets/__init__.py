@@ -24,7 +24,11 @@ Pass rules (``pass_rules``; see lncompile/passes/_grouping.py ``RULES`` for the 
   with at least that many are computed with Winograd's F(2x2, 3x3) (weights transformed at compile time; 2.25x
   fewer multiplies) as a tuned kernel of their own (x86 presets: ``16``); ``off`` (the default: ARM and CUDA,
   not measured there). ``winograd_tile``: ``2`` (the default) or ``4``, which allows F(4x4, 3x3) (4x fewer
-  multiplies) on outputs of 24 or more pixels a side, faster but about 5x the round-off (the pass's doc).
+  multiplies) on outputs of 24 or more pixels a side, faster but about 5x the round-off (the pass's doc; x86
+  and x86-avx512 presets: ``4``).
+* ``distribute_concat`` (lncompile/passes/distribute_concat.py): ``on`` or ``off`` (the default); a channel
+  concat whose every reader can take its parts (a conv: one conv per part, summed; pools, activations,
+  depthwise convs: per part) is never written (x86 presets: ``on``; ARM and CUDA not measured).
 * ``pad_channels`` (lncompile/passes/pad_conv_channels.py): a channel multiple; a dense conv whose output
   channels are not a multiple of it gets zero filters up to one, and a slice drops them again, where that adds
   at most 1/32 of its work, so the tuned kernel can vectorize over whole registers (x86 presets: the vector

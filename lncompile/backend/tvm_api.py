@@ -408,7 +408,61 @@ def fuse_for_target(mod: tvm.IRModule, target: tvm.target.Target, prepack_weight
         passes = list(rp.library_dispatch_passes(target)) + list(rp.legalize_passes(target))
         if prepack_weights:
             passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
-        return tvm.transform.Sequential(passes)(mod)
+        return run_for_locality(tvm.transform.Sequential(passes)(mod))
+
+
+def run_for_locality(mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with each dataflow block's bindings reordered so that a kernel runs as soon after its inputs as it
+    can: among the bindings whose inputs are ready, the one whose newest input was bound last goes first (ties:
+    the order they had; bindings reading none of the block's go first). The computation is unchanged, only the
+    order of independent kernels.
+
+    Why: lowering emits the graph in a valid order, but FuseOps emits a kernel where its group ends, so a kernel
+    reading a tensor written early may run after unrelated kernels that evict that tensor from cache. SqueezeNet's
+    Fire modules, their concat distributed (passes/distribute_concat.py), ran the squeeze conv's half over the
+    1x1 expand output after the 3x3 expand conv: 40-57 us there, 17 us right after the expand.
+    """
+    import heapq
+
+    def reorder(block: relax.DataflowBlock) -> relax.DataflowBlock:
+        bindings = list(block.bindings)
+        index_of = {binding.var: i for i, binding in enumerate(bindings)}
+        inputs = [{index_of[v] for v in relax.analysis.free_vars(b.value) if v in index_of} for b in bindings]
+        readers: list[list[int]] = [[] for _ in bindings]
+        for i, needed in enumerate(inputs):
+            for j in needed:
+                readers[j].append(i)
+        waiting = [len(needed) for needed in inputs]
+        order: list[int] = []
+        position: dict[int, int] = {}
+        ready: list[tuple[int, int]] = []
+
+        def run(i: int) -> None:
+            position[i] = len(order)
+            order.append(i)
+            for r in readers[i]:
+                waiting[r] -= 1
+                if waiting[r] == 0:
+                    heapq.heappush(ready, (-max(position[j] for j in inputs[r]), r))
+
+        for i in [i for i, count in enumerate(waiting) if count == 0]:  # reading no kernel's output: first
+            run(i)
+        while ready:
+            run(heapq.heappop(ready)[1])
+        return relax.DataflowBlock([bindings[i] for i in order], block.span)
+
+    updated = {}
+    for gvar, func in mod.functions_items():
+        body = getattr(func, "body", None)
+        if not isinstance(func, relax.Function) or not isinstance(body, relax.SeqExpr):
+            continue
+        blocks = [reorder(b) if isinstance(b, relax.DataflowBlock) else b for b in body.blocks]
+        updated[gvar] = relax.Function(func.params, relax.SeqExpr(blocks, body.body, body.span), func.ret_ty,
+                                       func.is_pure, func.attrs, func.span)
+    out = mod.shallow_copy() if hasattr(mod, "shallow_copy") else tvm.IRModule(dict(mod.functions_items()))
+    for gvar, func in updated.items():
+        out[gvar] = func
+    return out
 
 
 def extract_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[Any]:
@@ -1193,6 +1247,7 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         mean(permute(x, P), axes A, keepdims) = permute(mean(x, axes P[A], keepdims), P)
         op(permute(a, P), permute(b, P))      = permute(op(a, b), P)   (op elementwise, a and b of equal rank)
         op(permute(a, P), scalar)             = permute(op(a, scalar), P)
+        pool(permute(x, P), layout L)         = permute(pool(x, layout L'), P)   (L'[P[i]] = L[i]; max, avg)
 
     Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, the fused pointwise ->
     depthwise kernel, wrapped in NCHW->NHWC and back) meets ConvertLayout's NHWC: ConvertLayout carries the new
@@ -1203,6 +1258,8 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
     permute = tvm.ir.Op.get("relax.permute_dims")
     mean = tvm.ir.Op.get("relax.mean")
     elementwise = [tvm.ir.Op.get(name) for name in _ELEMENTWISE_BINARY]
+    pools = {tvm.ir.Op.get("relax.nn.max_pool2d"): relax.op.nn.max_pool2d,
+             tvm.ir.Op.get("relax.nn.avg_pool2d"): relax.op.nn.avg_pool2d}
 
     def axes(call: relax.Call) -> list[int]:
         rank = int(call.ty.ndim)
@@ -1238,6 +1295,20 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
             else:
                 return None
             return relax.op.permute_dims(relax.Call(call.op, operands, call.attrs), order)
+        pool = next((make for op, make in pools.items() if call.op.same_as(op)), None)
+        if pool is not None and str(call.attrs.layout) == str(call.attrs.out_layout):
+            found = permuted(call.args[0], value_of)
+            if found is None:
+                return None
+            source, order = found
+            layout = [""] * len(order)
+            for axis, source_axis in enumerate(order):
+                layout[source_axis] = str(call.attrs.layout)[axis]
+            a = call.attrs
+            pooled = pool(source, [int(v) for v in a.pool_size], [int(v) for v in a.strides],
+                          [int(v) for v in a.padding], [int(v) for v in a.dilation], bool(a.ceil_mode),
+                          bool(a.count_include_pad), "".join(layout), "".join(layout))
+            return relax.op.permute_dims(pooled, order)
         return None
 
     def rewrite(call: relax.Call, value_of: ValueOf) -> relax.Expr:

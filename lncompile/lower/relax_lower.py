@@ -14,6 +14,7 @@ import numpy as np
 
 from ..backend.depthwise import emit_depthwise
 from ..backend.depthwise import suits as depthwise_suits
+from ..backend.max_pool import emit_max_pool
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.spatial_mean import emit_spatial_mean
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
@@ -187,6 +188,9 @@ _emits("adaptive_avg_pool2d")(lambda lw, n, a: R.nn.adaptive_avg_pool2d(a[0], n.
 @_emits("max_pool2d")
 def _max_pool2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     at = n.attrs
+    if lw.hand_kernels and tuple(at.get("dilation", (1, 1))) == (1, 1):  # the hand kernel: see backend/max_pool.py
+        return emit_max_pool(lw.bb, a[0], n.type.shape[2:], tuple(at["kernel"]), tuple(at["strides"]),
+                             tuple(at["padding"]))
     return R.nn.max_pool2d(a[0], at["kernel"], at["strides"], at["padding"], at.get("dilation", (1, 1)),
                            at.get("ceil_mode", False))
 

@@ -18,6 +18,7 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "mixconv": (("merge", "split"), "split"),
     "grouped_pointwise": (("grouped", "dense", "dense_for_shuffle"), "grouped"),
     "winograd_tile": (("2", "4"), "2"),  # read by winograd_conv
+    "distribute_concat": (("on", "off"), "off"),
 }
 
 # Ops that act on each channel independently with no per-channel parameter (channel axis 1 kept).

@@ -1,5 +1,6 @@
 """tvm_api.cancel_permutes: permute_dims pairs that undo each other go, after permutes are sunk below the ops
-they commute with (a keepdims mean, an elementwise op of two operands permuted alike or of one and a scalar);
+they commute with (a keepdims mean, an elementwise op of two operands permuted alike or of one and a scalar,
+a max or average pool);
 outputs unchanged, and nothing sunk where the op does not commute."""
 
 from __future__ import annotations
@@ -80,3 +81,23 @@ def test_no_sinking_where_the_op_does_not_commute_with_the_permute() -> None:
     a, g = _inputs((1, 4, 1, 1))
     for before, after in zip(_run(mod, a, g), _run(cancelled, a, g), strict=True):
         np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)
+
+
+def test_permutes_sink_through_pools_which_take_the_source_layout() -> None:
+    """NHWC(pool(NCHW(a))): ConvertLayout leaves a pool reading a channels-last kernel's output in NCHW, between
+    two transposes; sunk, the pool runs on the NHWC tensor itself."""
+    a = relax.Var("a", relax.TensorType((1, 7, 9, 4), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [a]):
+        with bb.dataflow():
+            a_nchw = bb.emit(R.permute_dims(a, TO_NCHW))
+            pooled = [bb.emit(R.nn.max_pool2d(a_nchw, (3, 3), (2, 2), (0, 1, 1, 0), ceil_mode=True)),
+                      bb.emit(R.nn.avg_pool2d(a_nchw, (2, 3), (1, 2), (1, 1, 1, 1), count_include_pad=False))]
+            out = bb.emit_output(relax.Tuple([bb.emit(R.permute_dims(p, TO_NHWC)) for p in pooled]))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    cancelled = tvm_api.cancel_permutes(mod)
+    assert sorted(_ops(cancelled)) == ["relax.nn.avg_pool2d", "relax.nn.max_pool2d"]
+    x = np.random.default_rng(1).standard_normal((1, 7, 9, 4)).astype(np.float32)
+    for before, after in zip(_run(mod, x), _run(cancelled, x), strict=True):
+        np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)

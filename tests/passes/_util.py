@@ -25,10 +25,11 @@ def graph_of(module: torch.nn.Module, shape: tuple[int, ...]) -> Graph:
     return import_model(module.eval(), shape).graph
 
 
-def run_pass(pass_module: ModuleType, graph: Graph) -> tuple[Graph, PassStats]:
-    """Run one pass through the manager (which verifies the IR) and check the input graph is untouched."""
+def run_pass(pass_module: ModuleType, graph: Graph, rules: dict[str, str] | None = None) -> tuple[Graph, PassStats]:
+    """Run one pass through the manager (which verifies the IR), with target ``rules``, and check the input graph
+    is untouched."""
     before = ir_hash(graph)
-    result = run_pipeline(graph, [pass_module.PASS])
+    result = run_pipeline(graph, [pass_module.PASS], rules)
     assert ir_hash(graph) == before, "the pass modified its input graph"
     return result.graph, result.stats[0]
 
