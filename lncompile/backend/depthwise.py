@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pointwise_depthwise import OPAQUE, activate, inline_elementwise, output_size, vector_width
+from .pointwise_depthwise import activate, inline_elementwise, output_size, scheduled_func, vector_width
 from .tvm_api import relax, tir_schedule, tvm
 
 
@@ -85,8 +85,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], kernel: tuple[int, int], 
     sch.reorder(ry, rx, x_acc, c_acc)
     sch.vectorize(c_acc)
     sch.decompose_reduction(total, ry)
-    func = sch.mod["main"].without_attr("global_symbol")  # bb.add_func names it
-    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": OPAQUE})
+    return scheduled_func(sch)
 
 
 def emit_depthwise(bb: Any, data: Any, weight: Any, bias: Any, strides: tuple[int, int],

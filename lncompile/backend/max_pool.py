@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pointwise_depthwise import OPAQUE, vector_width
+from .pointwise_depthwise import scheduled_func, vector_width
 from .tvm_api import relax, tir_schedule, tvm
 
 
@@ -50,8 +50,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], out_hw: tuple[int, int], 
     sch.unroll(v)
     sch.vectorize(inner)
     sch.decompose_reduction(block, u)
-    func = sch.mod["main"].without_attr("global_symbol")  # bb.add_func names it
-    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": OPAQUE})
+    return scheduled_func(sch)
 
 
 def emit_max_pool(bb: Any, data: Any, out_hw: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],

@@ -101,6 +101,14 @@ def vector_width(channels: int) -> int:
     return next(v for v in (16, 8, 4, 2, 1) if channels % v == 0)
 
 
+def scheduled_func(sch: Any) -> Any:
+    """A hand kernel's finished schedule as the PrimFunc lowering adds: marked scheduled (tuning leaves it alone,
+    the build compiles it as is) and opaque (FuseOps fuses nothing into it), with no global symbol
+    (``bb.add_func`` names it)."""
+    func = sch.mod["main"].without_attr("global_symbol")
+    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": OPAQUE})
+
+
 def inline_elementwise(sch: Any, kept: tuple[str, ...]) -> None:
     """Inline into their readers the blocks of a hand kernel's TE definition that its schedule does not place
     (``kept``): padding, biases, activations, all elementwise."""
@@ -144,8 +152,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tu
         sch.vectorize(split_channels(sch.get_loops(block)[-1])[1])
     sch.decompose_reduction(expand_sum, k)
     sch.decompose_reduction(depthwise_sum, ry)
-    func = sch.mod["main"].without_attr("global_symbol")  # bb.add_func names it
-    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": OPAQUE})
+    return scheduled_func(sch)
 
 
 def emit_pointwise_depthwise(bb: Any, data: Any, w1: Any, b1: Any, w2: Any, b2: Any, strides: tuple[int, int],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pointwise_depthwise import OPAQUE, vector_width
+from .pointwise_depthwise import scheduled_func, vector_width
 from .tvm_api import relax, tir_schedule, tvm
 
 
@@ -57,8 +57,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], dtype: str = "float32", k
     channels_inner("total")
     out = sch.get_sblock("out")
     sch.vectorize(sch.split(sch.get_loops(out)[-1], [None, vector])[1])
-    func = sch.mod["main"].without_attr("global_symbol")  # bb.add_func names it
-    return func.with_attrs({"tirx.is_scheduled": True, "op_pattern": OPAQUE})
+    return scheduled_func(sch)
 
 
 def emit_spatial_mean(bb: Any, data: Any, keepdims: bool) -> Any:

@@ -451,18 +451,14 @@ def run_for_locality(mod: tvm.IRModule) -> tvm.IRModule:
             run(heapq.heappop(ready)[1])
         return relax.DataflowBlock([bindings[i] for i in order], block.span)
 
-    updated = {}
-    for gvar, func in mod.functions_items():
-        body = getattr(func, "body", None)
-        if not isinstance(func, relax.Function) or not isinstance(body, relax.SeqExpr):
-            continue
-        blocks = [reorder(b) if isinstance(b, relax.DataflowBlock) else b for b in body.blocks]
-        updated[gvar] = relax.Function(func.params, relax.SeqExpr(blocks, body.body, body.span), func.ret_ty,
-                                       func.is_pure, func.attrs, func.span)
-    out = mod.shallow_copy() if hasattr(mod, "shallow_copy") else tvm.IRModule(dict(mod.functions_items()))
-    for gvar, func in updated.items():
-        out[gvar] = func
-    return out
+    functions = dict(mod.functions_items())
+    for gvar, func in functions.items():
+        if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr):
+            body = func.body
+            blocks = [reorder(b) if isinstance(b, relax.DataflowBlock) else b for b in body.blocks]
+            functions[gvar] = relax.Function(func.params, relax.SeqExpr(blocks, body.body, body.span), func.ret_ty,
+                                             func.is_pure, func.attrs, func.span)
+    return tvm.IRModule(functions, mod.attrs, mod.global_infos)
 
 
 def extract_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[Any]:
@@ -1296,20 +1292,18 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
                 return None
             return relax.op.permute_dims(relax.Call(call.op, operands, call.attrs), order)
         pool = next((make for op, make in pools.items() if call.op.same_as(op)), None)
-        if pool is not None and str(call.attrs.layout) == str(call.attrs.out_layout):
-            found = permuted(call.args[0], value_of)
-            if found is None:
-                return None
-            source, order = found
-            layout = [""] * len(order)
-            for axis, source_axis in enumerate(order):
-                layout[source_axis] = str(call.attrs.layout)[axis]
-            a = call.attrs
-            pooled = pool(source, [int(v) for v in a.pool_size], [int(v) for v in a.strides],
-                          [int(v) for v in a.padding], [int(v) for v in a.dilation], bool(a.ceil_mode),
-                          bool(a.count_include_pad), "".join(layout), "".join(layout))
-            return relax.op.permute_dims(pooled, order)
-        return None
+        found = permuted(call.args[0], value_of) if pool is not None else None
+        a = call.attrs
+        if found is None or str(a.layout) != str(a.out_layout):
+            return None
+        source, order = found
+        layout = [""] * len(order)
+        for axis, source_axis in enumerate(order):
+            layout[source_axis] = str(a.layout)[axis]
+        pooled = pool(source, [int(v) for v in a.pool_size], [int(v) for v in a.strides], [int(v) for v in a.padding],
+                      [int(v) for v in a.dilation], bool(a.ceil_mode), bool(a.count_include_pad), "".join(layout),
+                      "".join(layout))
+        return relax.op.permute_dims(pooled, order)
 
     def rewrite(call: relax.Call, value_of: ValueOf) -> relax.Expr:
         if not call.op.same_as(permute):
