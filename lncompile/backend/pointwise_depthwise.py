@@ -11,7 +11,8 @@ recomputed by the neighbouring tile) into a small buffer that stays in cache: th
 
 The schedule is fixed (MetaSchedule's rules would not place one reduction inside another's tiles): tiles of
 ``TILE_ROWS`` output rows run in parallel; within a tile both convolutions vectorize over channels, the
-innermost axis of NHWC. The kernel is marked scheduled, so tuning leaves it alone and the build compiles it as is.
+innermost axis of NHWC, each pixel's sums accumulating in registers before its activated values are stored.
+The kernel is marked scheduled, so tuning leaves it alone and the build compiles it as is.
 """
 
 from __future__ import annotations
@@ -131,27 +132,31 @@ def scheduled_kernel(shape: tuple[int, int, int, int], expanded: int, kernel: tu
     rows = min(TILE_ROWS, int(sch.get(y).extent))
     tile, _ = sch.split(y, [None, rows])
     sch.parallel(sch.fuse(b, tile))
-    tiles = sch.get_loops(out)[0]
-    for block in (depthwise_sum, expand, expand_sum):  # consumers first: each placement bounds its producer's rows
-        sch.compute_at(block, tiles)
+    tiles, _, out_x, _ = sch.get_loops(out)
     vector = vector_width(expanded)
 
-    def split_channels(loop: Any) -> tuple[Any, Any]:
-        outer, inner = sch.split(loop, [None, vector])
-        return outer, inner
+    def per_pixel(block: Any, at: Any, reductions: int, vectors_inside: bool) -> None:
+        """Place the reduction ``block`` under its reader's pixel loop ``at``: one pixel's channels accumulate in
+        a buffer the size of the pixel (kept in registers), vectorized; with ``vectors_inside`` the pixel's channel
+        vectors are unrolled inside the reduction, else each vector runs the whole reduction in turn."""
+        sch.compute_at(block, at)
+        loops = sch.get_loops(block)
+        channels, reduction = loops[-1 - reductions], loops[-reductions:]
+        outer, inner = sch.split(channels, [None, vector])
+        if vectors_inside:
+            sch.reorder(*reduction, outer, inner)
+            sch.unroll(outer)
+        sch.vectorize(inner)
+        sch.decompose_reduction(block, reduction[0])
 
-    y_, x_, e_, ry, rx = sch.get_loops(depthwise_sum)[-5:]
-    e_outer, e_inner = split_channels(e_)
-    sch.reorder(y_, x_, e_outer, ry, rx, e_inner)
-    sch.vectorize(e_inner)
-    y_, x_, e_, k = sch.get_loops(expand_sum)[-4:]
-    e_outer, e_inner = split_channels(e_)
-    sch.reorder(y_, x_, e_outer, k, e_inner)
-    sch.vectorize(e_inner)
+    # Measured alone on znver5, 2 threads (MobileNetV2's and EfficientNet-B0's pairs): per-pixel accumulators
+    # 3-12% faster than accumulating into the tile's buffers; the expand's vectors unrolled inside its
+    # reduction 20% faster on a stride-2 3x3 pair but 20-60% slower on stride-1 and 5x5 ones.
+    per_pixel(depthwise_sum, out_x, reductions=2, vectors_inside=True)
+    sch.compute_at(expand, tiles)  # the tile's expanded rows (and halo), in cache
+    per_pixel(expand_sum, sch.get_loops(expand)[-2], reductions=1, vectors_inside=False)
     for block in (expand, out):
-        sch.vectorize(split_channels(sch.get_loops(block)[-1])[1])
-    sch.decompose_reduction(expand_sum, k)
-    sch.decompose_reduction(depthwise_sum, ry)
+        sch.vectorize(sch.split(sch.get_loops(block)[-1], [None, vector])[1])
     return scheduled_func(sch)
 
 

@@ -17,6 +17,8 @@ from ..backend.depthwise import suits as depthwise_suits
 from ..backend.max_pool import emit_max_pool
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.spatial_mean import emit_spatial_mean
+from ..backend.stem_conv import emit_stem_conv
+from ..backend.stem_conv import suits as stem_suits
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
@@ -82,6 +84,20 @@ class _Lowering:
         return emit_depthwise(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
                               _hand_kernel_activation(activation, at), self.fast_math)
 
+    def hand_stem(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
+        """A dense conv (inputs x, w, [b]) over one of the model's NCHW inputs with few channels (an image), with
+        ``activation``, as the hand-scheduled kernel writing channels-last, where the build uses hand kernels
+        (:mod:`lncompile.backend.stem_conv`: no transpose of the image); None otherwise."""
+        x, w = a[0], a[1]
+        # the function's parameters are its only non-dataflow Vars: a model input, in NCHW as the caller passes it
+        reads_input = isinstance(x, relax.Var) and not isinstance(x, relax.DataflowVar)
+        if not (self.hand_kernels and reads_input and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
+                and tuple(at["dilation"]) == (1, 1) and stem_suits(int(x.ty.shape[1]), at["groups"])):
+            return None
+        bias = a[2] if len(a) > 2 else relax.const(np.zeros(int(w.ty.shape[0]), dtype=str(x.ty.dtype)))
+        return emit_stem_conv(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
+                              _hand_kernel_activation(activation, at), self.fast_math)
+
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
         return relax.const(np.array(value, dtype=dtype))
 
@@ -100,6 +116,8 @@ class _Lowering:
 @_emits("conv2d")
 def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     hand = lw.hand_depthwise(n.attrs, a, "none")
+    if hand is None:
+        hand = lw.hand_stem(n.attrs, a, "none")
     return hand if hand is not None else _relax_conv2d(lw, n.attrs, a)
 
 
@@ -303,6 +321,8 @@ def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | N
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     act = n.attrs["activation"]
     hand = None if n.attrs["residual"] else lw.hand_depthwise(n.attrs, a[:3], act)
+    if hand is None and not n.attrs["residual"]:
+        hand = lw.hand_stem(n.attrs, a[:3], act)
     if hand is not None:
         return hand
     y = lw.bb.emit(_relax_conv2d(lw, n.attrs, a[:3]))

@@ -29,7 +29,7 @@ class ExpActivations(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
@@ -40,7 +40,7 @@ class ExpActivations(nn.Module):
 @pytest.fixture(scope="module")
 def model_and_input() -> tuple[nn.Module, np.ndarray]:
     torch.manual_seed(0)
-    x = (3 * np.random.default_rng(0).standard_normal((1, 3, 20, 20))).astype(np.float32)  # reach the tails
+    x = (3 * np.random.default_rng(0).standard_normal((1, 8, 20, 20))).astype(np.float32)  # reach the tails
     return ExpActivations().eval(), x
 
 
@@ -105,7 +105,7 @@ def test_error_over_the_float32_range(fn: str, low: float, high: float) -> None:
 class HardSwishConv(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.hardswish(self.conv(x))
@@ -116,7 +116,7 @@ def test_fast_math_divides_by_a_constant_with_a_multiply(fast_math: bool, tmp_pa
     """hardswish's x / 6: LLVM's reciprocal flag (fast-math-arcp) under the preset's ``fast_math``, a division
     instruction without it; PyTorch's output either way."""
     torch.manual_seed(0)
-    module, x = HardSwishConv().eval(), np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    module, x = HardSwishConv().eval(), np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
     preset = replace(get_target("x86"), name=f"x86-fast-math-{fast_math}", fast_math=fast_math)
     compiled = lncompile.compile(module, preset, x, tuning_log=False)
     with torch.no_grad():

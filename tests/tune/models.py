@@ -20,7 +20,7 @@ class ConvAndClassifier(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)  # 8 channels: over 3 it would be a hand-scheduled stem, no task
         self.fc = nn.Linear(16, 40)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -32,7 +32,7 @@ def export_conv_and_classifier(directory: Path) -> tuple[Path, nn.Module]:
     torch.manual_seed(0)
     module = ConvAndClassifier().eval()
     path = directory / "convfc.onnx"
-    torch.onnx.export(module, (torch.randn(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
+    torch.onnx.export(module, (torch.randn(1, 8, 16, 16),), str(path), dynamo=False, opset_version=13,
                       input_names=["x"])
     return path, module
 

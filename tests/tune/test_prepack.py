@@ -35,7 +35,7 @@ TUNE_ARGS = ["--trials-per-task", "2", "--trials-per-iter", "2", "--quick", "--b
 
 
 def _x() -> np.ndarray:
-    return np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    return np.random.default_rng(3).standard_normal((1, 8, 16, 16)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

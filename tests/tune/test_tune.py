@@ -40,7 +40,7 @@ class TwoKernels(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)  # 8 channels: over 3 it would be a hand-scheduled stem, no task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv(x)).amax((2, 3))
@@ -51,7 +51,7 @@ def model_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Modul
     torch.manual_seed(0)
     module = TwoKernels().eval()
     path = tmp_path_factory.mktemp("model") / "twokernels.onnx"
-    torch.onnx.export(module, (torch.randn(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
+    torch.onnx.export(module, (torch.randn(1, 8, 16, 16),), str(path), dynamo=False, opset_version=13,
                       input_names=["x"])
     return path, module
 
@@ -95,7 +95,7 @@ def test_build_applies_log_and_still_matches_pytorch(tuned: Path, model_onnx: tu
     library = tmp_path / "twokernels-x86.so"
     manifest = json.loads(library.with_suffix(".json").read_text())
     assert manifest["tuning"]["kernels_tuned"] == 3 and manifest["tuning"]["logs"][0]["records"] == 6
-    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((1, 8, 16, 16)).astype(np.float32)
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
     assert relative_error(lncompile.load(library)(x), expected) <= 1e-4
@@ -148,7 +148,7 @@ def test_log_tuned_on_a_cpu_with_fewer_simd_extensions_applies_and_says_so(
     assert "3 of 3 kernels (tasks) tuned" in stderr and "schedules tuned on x86-64" in stderr
     library = tmp_path / "twokernels-x86.so"
     assert json.loads(library.with_suffix(".json").read_text())["tuning"]["logs"][0]["tuned_on"] == "x86-64"
-    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((1, 8, 16, 16)).astype(np.float32)
     with torch.no_grad():
         expected = model_onnx[1](torch.from_numpy(x)).numpy()
     assert relative_error(lncompile.load(library)(x), expected) <= 1e-4
@@ -186,7 +186,7 @@ def test_corrupt_lines_are_skipped_with_a_warning(tuned: Path, model_onnx: tuple
     with pytest.warns(logdb.TuningLogWarning, match="skipped 2 corrupt line"):
         compiled = lncompile.compile(str(model_onnx[0]), "x86", tuning_log=log_dir)
     assert compiled.manifest["tuning"]["logs"][0]["records"] == 5 and compiled.manifest["tuning"]["kernels_tuned"] == 3
-    x = np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((1, 8, 16, 16)).astype(np.float32)
     with torch.no_grad():
         expected = model_onnx[1](torch.from_numpy(x)).numpy()
     assert relative_error(compiled(x), expected) <= 1e-4
