@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def test_tuning_survives_an_unnamed_handler_on_metaschedules_logger(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, 8, 16, 16)).astype(np.float32)
     problem = prepare("convfc", import_model(ConvAndClassifier().eval(), x).graph, get_target("x86"))
     one_task = replace(problem, tasks=problem.tasks[:1])
     logger = logging.getLogger("tvm.s_tir.meta_schedule")
