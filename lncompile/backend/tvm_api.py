@@ -277,7 +277,7 @@ def fold_constant_layouts(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
 
 # ---- fast math: exp-based activations as vectorizable polynomials (lncompile/lower/layout.py) ----
 
-def _fast_sigmoid(x: Any) -> Any:
+def fast_sigmoid(x: Any) -> Any:
     from tvm import te, topi
 
     e = topi.fast_exp(topi.negative(x))
@@ -288,7 +288,7 @@ def _fast_sigmoid(x: Any) -> Any:
 def fast_silu(x: Any) -> Any:
     from tvm import te
 
-    s = _fast_sigmoid(x)
+    s = fast_sigmoid(x)
     return te.compute(x.shape, lambda *i: x(*i) * s(*i), name="fast_silu", tag="elemwise")
 
 
@@ -306,7 +306,7 @@ def _fast_tanh(x: Any) -> Any:
 
 # Relax op -> TE builder. LLVM turns a vector exp into one libm call per lane; TOPI's fast_exp (range
 # reduction + degree-5 polynomial + exponent bits, ~1e-7 relative error) vectorizes like any arithmetic.
-_FAST_MATH = {"relax.sigmoid": _fast_sigmoid, "relax.nn.silu": fast_silu, "relax.exp": _fast_exp,
+_FAST_MATH = {"relax.sigmoid": fast_sigmoid, "relax.nn.silu": fast_silu, "relax.exp": _fast_exp,
               "relax.tanh": _fast_tanh}
 
 
@@ -492,8 +492,8 @@ def workload_hash(mod: tvm.IRModule) -> str:
 
 def kernel_call_order(fused: tvm.IRModule) -> list[tuple[str, int, int]]:
     """(TIR kernel, elements of its output, elements of its constant arguments) for each call ``main`` of a
-    fused module makes, in call order."""
-    call_tir = tvm.ir.Op.get("relax.call_tir")
+    fused module makes, in call order (in-place kernels too)."""
+    kernel_calls = (tvm.ir.Op.get("relax.call_tir"), tvm.ir.Op.get("relax.call_tir_inplace"))
     calls: list[tuple[str, int, int]] = []
 
     def elements(shape: Any) -> int:
@@ -503,7 +503,7 @@ def kernel_call_order(fused: tvm.IRModule) -> list[tuple[str, int, int]]:
         return getattr(getattr(expr.ty, "shape", None), "values", [])  # a tuple counts 0
 
     def visit(expr: Any) -> None:
-        if isinstance(expr, relax.Call) and expr.op.same_as(call_tir):
+        if isinstance(expr, relax.Call) and any(expr.op.same_as(op) for op in kernel_calls):
             out = shape(expr)
             weights = sum(elements(shape(a)) for a in expr.args[1].fields if isinstance(a, tvm.ir.Constant))
             calls.append((expr.args[0].name_hint, elements(out), weights))

@@ -16,6 +16,7 @@ from ..backend.depthwise import emit_depthwise
 from ..backend.depthwise import suits as depthwise_suits
 from ..backend.max_pool import emit_max_pool
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
+from ..backend.se_scale import emit_se_scale
 from ..backend.spatial_mean import emit_spatial_mean
 from ..backend.stem_conv import emit_stem_conv
 from ..backend.stem_conv import suits as stem_suits
@@ -29,6 +30,8 @@ R = relax.op
 Expr = Any
 Emitter = Callable[["_Lowering", Node, Sequence[Expr]], Expr]
 EMITTERS: dict[str, Emitter] = {}
+# ops whose lowered result may be another tensor's storage (an in-place kernel must not overwrite it)
+VIEW_OPS = frozenset({"input", "constant", "reshape", "identity", "dropout", "transpose", "broadcast_to"})
 
 
 def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
@@ -97,6 +100,15 @@ class _Lowering:
         bias = a[2] if len(a) > 2 else relax.const(np.zeros(int(w.ty.shape[0]), dtype=str(x.ty.dtype)))
         return emit_stem_conv(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
                               _hand_kernel_activation(activation, at), self.fast_math)
+
+    def owns_input(self, n: Node) -> bool:
+        """Whether node ``n`` may overwrite its first input: ``n`` is its only reader, and it is a tensor of its
+        own, not the model's input or output, a constant, or what a view-like op (which lowers to its input's
+        tensor, or a permute_dims that layout conversion may cancel) makes of another tensor."""
+        value = self.graph.args(n.name)[0]
+        producer = self.graph.record(value.node).op
+        return (self.graph.users(value) == [(n.name, 0)] and not self.graph.is_output(value)
+                and producer not in VIEW_OPS)
 
     def scalar(self, value: float, dtype: str = "float32") -> Expr:
         return relax.const(np.array(value, dtype=dtype))
@@ -367,6 +379,8 @@ def _squeeze_excite(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     s = lw.bb.emit(lw.mean_hw(x, True))
     s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w1, b1]))
     s = _emit_activation(lw, n, n.attrs["act"], s)
+    if lw.hand_kernels and lw.owns_input(n):  # the gate once per channel, then x scaled in place: backend/se_scale.py
+        return emit_se_scale(lw.bb, x, s, w2, b2, n.attrs["gate"], lw.fast_math)
     s = lw.bb.emit(EMITTERS["conv2d"](lw, pointwise, [s, w2, b2]))
     gate = lw.bb.emit(EMITTERS[n.attrs["gate"]](lw, Node(f"{n.name}_gate", n.attrs["gate"]), [s]))
     return R.multiply(x, gate)
