@@ -6,10 +6,10 @@ that writes channels-last.
 Channels-last builds would transpose the NCHW input image before the stem conv (a kernel of its own: 15-38 us
 for 3x224x224 on znver5, 2 threads), and MetaSchedule's schedules for a conv reducing over 3 channels x 3 x 3
 taps leave much of the machine idle (MobileNetV2's 3 -> 32 stem: 136 us tuned). Here the conv reads the NCHW
-input where it lies: tiles of output rows run in parallel; within a tile, each run of ``columns`` output pixels
-keeps ``columns x output channels`` accumulators in registers while the (c, ry, rx) taps loop outside them,
-each input value broadcast once to every output-channel vector; the epilogue (bias, activation) is applied
-before the results leave registers. The kernel is marked scheduled, so tuning leaves it alone.
+input where it lies: output rows run in parallel; within a row, each run of ``columns`` output pixels keeps
+``columns x output channels`` accumulators in registers while the (c, ry, rx) taps loop outside them, each input
+value broadcast once to every output-channel vector; the epilogue (bias, activation) is applied before the
+results leave registers. The kernel is marked scheduled, so tuning leaves it alone.
 """
 
 from __future__ import annotations
