@@ -71,35 +71,29 @@ class _Lowering:
             return emit_spatial_mean(self.bb, x, keepdims)
         return R.mean(x, [2, 3], keepdims)
 
-    def hand_depthwise(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
-        """A depthwise conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) as the
-        hand-scheduled channels-last kernel, where the build uses them and it is the faster kernel
-        (:func:`lncompile.backend.depthwise.suits`); None otherwise."""
-        x, w = a[0], a[1]
-        channels = int(x.ty.shape[1])
-        kernel = (int(w.ty.shape[2]), int(w.ty.shape[3]))
+    def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
+        """A conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) as one of the
+        hand-scheduled channels-last kernels, where the build uses them and one applies: the depthwise kernel
+        where it is the faster one (:func:`lncompile.backend.depthwise.suits`), the stem kernel for a dense conv
+        over the model's NCHW image (:mod:`lncompile.backend.stem_conv`: no transpose of the image); None
+        otherwise."""
         # the activations the hand kernels compute are the fused pointwise->depthwise op's
-        if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS and at["groups"] == channels
-                and int(w.ty.shape[0]) == channels and tuple(at["dilation"]) == (1, 1)
-                and not input_shuffle_groups(at) and depthwise_suits(channels, kernel)):
+        if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
+                and tuple(at["dilation"]) == (1, 1)):
             return None
-        bias = a[2] if len(a) > 2 else relax.const(np.zeros(channels, dtype=str(x.ty.dtype)))
-        return emit_depthwise(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
-                              _hand_kernel_activation(activation, at), self.fast_math)
-
-    def hand_stem(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
-        """A dense conv (inputs x, w, [b]) over one of the model's NCHW inputs with few channels (an image), with
-        ``activation``, as the hand-scheduled kernel writing channels-last, where the build uses hand kernels
-        (:mod:`lncompile.backend.stem_conv`: no transpose of the image); None otherwise."""
         x, w = a[0], a[1]
+        channels, out_channels = int(x.ty.shape[1]), int(w.ty.shape[0])
+        depthwise = (at["groups"] == channels == out_channels and not input_shuffle_groups(at)
+                     and depthwise_suits(channels, (int(w.ty.shape[2]), int(w.ty.shape[3]))))
         # the function's parameters are its only non-dataflow Vars: a model input, in NCHW as the caller passes it
-        reads_input = isinstance(x, relax.Var) and not isinstance(x, relax.DataflowVar)
-        if not (self.hand_kernels and reads_input and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
-                and tuple(at["dilation"]) == (1, 1) and stem_suits(int(x.ty.shape[1]), at["groups"])):
+        stem = (isinstance(x, relax.Var) and not isinstance(x, relax.DataflowVar)
+                and stem_suits(channels, at["groups"]))
+        if not (depthwise or stem):
             return None
-        bias = a[2] if len(a) > 2 else relax.const(np.zeros(int(w.ty.shape[0]), dtype=str(x.ty.dtype)))
-        return emit_stem_conv(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
-                              _hand_kernel_activation(activation, at), self.fast_math)
+        bias = a[2] if len(a) > 2 else relax.const(np.zeros(out_channels, dtype=str(x.ty.dtype)))
+        emit = emit_depthwise if depthwise else emit_stem_conv
+        return emit(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
+                    _hand_kernel_activation(activation, at), self.fast_math)
 
     def owns_input(self, n: Node) -> bool:
         """Whether node ``n`` may overwrite its first input: ``n`` is its only reader, and it is a tensor of its
@@ -127,9 +121,7 @@ class _Lowering:
 
 @_emits("conv2d")
 def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
-    hand = lw.hand_depthwise(n.attrs, a, "none")
-    if hand is None:
-        hand = lw.hand_stem(n.attrs, a, "none")
+    hand = lw.hand_conv(n.attrs, a, "none")
     return hand if hand is not None else _relax_conv2d(lw, n.attrs, a)
 
 
@@ -332,9 +324,7 @@ def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | N
 @_emits("fused_conv2d")
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     act = n.attrs["activation"]
-    hand = None if n.attrs["residual"] else lw.hand_depthwise(n.attrs, a[:3], act)
-    if hand is None and not n.attrs["residual"]:
-        hand = lw.hand_stem(n.attrs, a[:3], act)
+    hand = None if n.attrs["residual"] else lw.hand_conv(n.attrs, a[:3], act)
     if hand is not None:
         return hand
     y = lw.bb.emit(_relax_conv2d(lw, n.attrs, a[:3]))
