@@ -19,11 +19,12 @@ def _preset(target: Any, arch: str | None = None) -> Any:
 
 
 def compile_imported(imported: ImportedModel, target: Any = "x86", *, arch: str | None = None,
-                     passes: bool = True, tuning_log: Any = None) -> CompiledModel:
+                     passes: bool = True, tuning_log: Any = None, traceable: bool = False) -> CompiledModel:
     """Compile IR that a frontend produced (the CLI and :func:`compile` share this).
 
     With ``passes`` the target's graph-pass pipeline (BN folding, fusion...) runs between import and build;
     the manifest then records each pass's statistics, and ``ir_sha256`` is the hash of the IR that was built.
+    ``traceable``: :meth:`CompiledModel.kernel_calls` can see each kernel call (a little slower per inference).
     """
     preset = _preset(target, arch)
     graph = imported.graph
@@ -33,7 +34,8 @@ def compile_imported(imported: ImportedModel, target: Any = "x86", *, arch: str 
 
         optimized = optimize(graph, preset)
         graph, pass_stats = optimized.graph, [s.to_json() for s in optimized.stats]
-    result = build(graph, preset, tuning_log=tuning_log)  # tuning_log: a log dir, None (shipped logs), False
+    # tuning_log: a log dir, None (shipped logs), False
+    result = build(graph, preset, tuning_log=tuning_log, traceable=traceable)
     inputs, outputs = tensor_specs(graph)
     manifest: dict[str, Any] = {
         "format": FORMAT,

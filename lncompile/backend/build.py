@@ -64,8 +64,10 @@ class BuildResult:
     tuning: dict[str, Any] | None = None  # tuning logs applied (lncompile.tune.apply), for the manifest
 
 
-def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any = None) -> BuildResult:
+def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any = None,
+          traceable: bool = False) -> BuildResult:
     """Compile ``graph`` for ``preset``; ``relax_module`` overrides lowering (tuned pipelines pass theirs).
+    ``traceable``: each kernel call stays visible to a VM instrument (see ``tvm_api.vm_exec_mode``).
 
     ``tuning_log``: a MetaSchedule log directory to apply, ``None`` for the preset's shipped logs that fit,
     ``False`` for none (see lncompile.tune.apply).
@@ -90,9 +92,9 @@ def build(graph: Graph, preset: Any, relax_module: Any = None, tuning_log: Any =
             # A log that matches no kernel of this model changes nothing: build on the default pipeline,
             # the path every untuned build (and the whole-zoo check) takes.
             if tuned:
-                executable = tvm_api.build_fused_executable(applied, codegen)
+                executable = tvm_api.build_fused_executable(applied, codegen, traceable)
         if executable is None:
-            executable = tvm_api.build_executable(mod, codegen, preset.device)
+            executable = tvm_api.build_executable(mod, codegen, preset.device, traceable)
     except Exception as e:  # TVM raises its own error types; keep the first line
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise BuildError(f"TVM could not build {graph.graph['name']} for {preset.name}: {first}") from e

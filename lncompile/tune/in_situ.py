@@ -168,7 +168,8 @@ def select_in_situ(problem: TuningProblem, imported: Any, log_dir: Path, *, top_
         with tempfile.TemporaryDirectory(prefix="lncompile-in-situ-") as scratch:
             def build(name: str, pick: dict[str, Any]) -> Any:
                 variant = write_single_schedule_log(log_dir, parsed, Path(scratch) / name, pick)
-                compiled = compile_imported(imported, problem.preset, passes=problem.passes, tuning_log=variant)
+                compiled = compile_imported(imported, problem.preset, passes=problem.passes, tuning_log=variant,
+                                            traceable=True)
                 bar.update()
                 return compiled
 
