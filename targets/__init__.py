@@ -29,6 +29,10 @@ Pass rules (``pass_rules``; see lncompile/passes/_grouping.py ``RULES`` for the 
 * ``distribute_concat`` (lncompile/passes/distribute_concat.py): ``on`` or ``off`` (the default); a channel
   concat whose every reader can take its parts (a conv: one conv per part, summed; pools, activations,
   depthwise convs: per part) is never written (x86 presets: ``on``; ARM and CUDA not measured).
+* ``depthwise_concat`` (lncompile/passes/fuse_depthwise_concat.py): ``on`` or ``off`` (the default); a ghost
+  module's concat of y and a stride-1 depthwise conv of y (with the residual add alone reading it) becomes one
+  node, a hand kernel in channels-last CPU builds that writes y beside the conv (x86 presets: ``on``; GhostNet's
+  21 concats that ``distribute_concat`` keeps; ARM and CUDA not measured).
 * ``pad_channels`` (lncompile/passes/pad_conv_channels.py): a channel multiple; a dense conv whose output
   channels are not a multiple of it gets zero filters up to one, and a slice drops them again, where that adds
   at most 1/32 of its work, so the tuned kernel can vectorize over whole registers (x86 presets: the vector

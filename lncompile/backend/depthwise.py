@@ -45,7 +45,7 @@ def tiling(out_rows: int, out_columns: int) -> tuple[int, int]:
 
 def _compute(shape: tuple[int, int, int, int], kernel: tuple[int, int], strides: tuple[int, int],
              padding: tuple[int, int, int, int], activation: tuple[str, dict[str, float]], dtype: str,
-             fast_math: bool) -> Any:
+             fast_math: bool, concat: bool = False, residual: bool = False) -> Any:
     te = tvm.te
     n, h, w, c = shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, padding
@@ -61,23 +61,43 @@ def _compute(shape: tuple[int, int, int, int], kernel: tuple[int, int], strides:
         x_padded[b, y * sh + ry, xx * sw + rx, ch] * weight[ry, rx, ch], axis=[ry, rx]), name="depthwise_sum")
     biased = te.compute((n, oh, ow, c), lambda b, y, xx, ch: total[b, y, xx, ch] + bias[ch], name="depthwise_bias")
     activated = activate(biased, *activation, fast_math)
-    out = te.compute((n, oh, ow, c), lambda *i: activated(*i), name="out")
-    return te.create_prim_func([x, weight, bias, out])
+    if not concat:
+        out = te.compute((n, oh, ow, c), lambda *i: activated(*i), name="out")
+        return te.create_prim_func([x, weight, bias, out])
+    # [x, conv(x)] on channels as [N, H, W, 2, C]: the half index is a loop of its own, unrolled around the
+    # channel vector, so neither half's values depend on a channel comparison
+    def both(b: Any, y: Any, xx: Any, half: Any, ch: Any) -> Any:
+        return tvm.tirx.if_then_else(half == 0, x[b, y, xx, ch], activated[b, y, xx, ch])
+
+    added = te.placeholder((n, oh, ow, 2, c), dtype, name="r") if residual else None
+    out = te.compute((n, oh, ow, 2, c), lambda *i: both(*i) + added(*i) if residual else both(*i), name="out")
+    return te.create_prim_func([x, weight, bias, *([added] if residual else []), out])
 
 
 def scheduled_kernel(shape: tuple[int, int, int, int], kernel: tuple[int, int], strides: tuple[int, int],
                      padding: tuple[int, int, int, int], activation: tuple[str, dict[str, float]],
-                     dtype: str = "float32", fast_math: bool = False) -> Any:
-    """The kernel for NHWC ``shape`` (weight [KH, KW, C]) as a scheduled PrimFunc (see the module doc)."""
-    sch = tir_schedule(_compute(shape, kernel, strides, padding, activation, dtype, fast_math))
+                     dtype: str = "float32", fast_math: bool = False, concat: bool = False,
+                     residual: bool = False) -> Any:
+    """The kernel for NHWC ``shape`` (weight [KH, KW, C]) as a scheduled PrimFunc (see the module doc).
+
+    ``concat``: the output is [N, H, W, 2C], x beside its conv, ``[x, y]`` on channels (a ghost module's
+    concat, written while both are in registers or cache); ``residual``: plus an input r of that shape."""
+    sch = tir_schedule(_compute(shape, kernel, strides, padding, activation, dtype, fast_math, concat, residual))
     inline_elementwise(sch, ("depthwise_sum", "out"))  # padding too: a padded copy per tile measured 1.4x slower
     out, total = sch.get_sblock("out"), sch.get_sblock("depthwise_sum")
-    batch, y, x, ch = sch.get_loops(out)
+    if concat:  # the caller's tensors are [N, H, W, 2C]: a Relax reshape would be a kernel of its own
+        c = shape[3]
+        sch.transform_layout(out, "out", lambda b, y, x, half, ch: (b, y, x, half * c + ch))
+        if residual:
+            sch.transform_layout(out, "r", lambda b, y, x, half, ch: (b, y, x, half * c + ch))
+    batch, y, x, *half, ch = sch.get_loops(out)
     rows, columns = tiling(int(sch.get(y).extent), int(sch.get(x).extent))
     y_tile, y_in = sch.split(y, [None, rows])
     x_block, x_in = sch.split(x, [None, columns])
     c_outer, c_inner = sch.split(ch, [None, vector_width(shape[3])])
-    sch.reorder(batch, y_tile, x_block, y_in, c_outer, x_in, c_inner)
+    sch.reorder(batch, y_tile, x_block, y_in, c_outer, *half, x_in, c_inner)
+    for loop in half:
+        sch.unroll(loop)
     sch.parallel(sch.fuse(batch, y_tile))
     sch.vectorize(c_inner)
     sch.compute_at(total, c_outer, preserve_unit_loops=True)  # one register block: columns x vector accumulators
@@ -103,4 +123,23 @@ def emit_depthwise(bb: Any, data: Any, weight: Any, bias: Any, strides: tuple[in
     w_hwc = bb.emit(R.reshape(R.permute_dims(weight, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, c])))
     oh, ow = output_size((h, w), (kh, kw), strides, padding)
     y = bb.emit(relax.call_tir(kernel, [x_nhwc, w_hwc, bias], relax.TensorType((n, oh, ow, c), dtype)))
+    return R.permute_dims(y, [0, 3, 1, 2])
+
+
+def emit_depthwise_concat(bb: Any, data: Any, weight: Any, bias: Any, padding: tuple[int, int, int, int],
+                          activation: tuple[str, dict[str, float]], residual: Any = None,
+                          fast_math: bool = False) -> Any:
+    """Emit ``concat([data, act(dwconv(data) + bias)], 1) [+ residual]`` (stride 1, an output of data's size) as
+    the kernel with ``concat``, between permute_dims that cancel as :func:`emit_depthwise`'s do."""
+    R = relax.op
+    n, c, h, w = (int(d) for d in data.ty.shape)
+    kh, kw = int(weight.ty.shape[2]), int(weight.ty.shape[3])
+    dtype = str(data.ty.dtype)
+    func = scheduled_kernel((n, h, w, c), (kh, kw), (1, 1), padding, activation, dtype, fast_math, concat=True,
+                            residual=residual is not None)
+    kernel = bb.add_func(func, "depthwise_concat_nhwc")
+    x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
+    w_hwc = bb.emit(R.reshape(R.permute_dims(weight, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, c])))
+    added = [] if residual is None else [bb.emit(R.permute_dims(residual, [0, 2, 3, 1]))]
+    y = bb.emit(relax.call_tir(kernel, [x_nhwc, w_hwc, bias, *added], relax.TensorType((n, h, w, 2 * c), dtype)))
     return R.permute_dims(y, [0, 3, 1, 2])

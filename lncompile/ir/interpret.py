@@ -177,6 +177,13 @@ def _fused_pointwise_depthwise(a: Sequence[torch.Tensor], at: Attrs) -> torch.Te
     return _activation(y, at["activation"], at)
 
 
+def _depthwise_concat(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    x, w, b = a[:3]
+    conv_attrs = Attrs({**at, "strides": (1, 1), "dilation": (1, 1), "groups": int(x.shape[1])})
+    y = torch.cat([x, _activation(_conv2d([x, w, b], conv_attrs), at["activation"], at)], 1)
+    return y + a[3] if at["residual"] else y
+
+
 def _winograd_conv2d(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
     """The conv as the Winograd algorithm itself (not F.conv2d), so a test against the original conv checks the
     transformed weights and the matrices: tiles of alpha x alpha every m pixels, B^T d B, products summed over
@@ -220,6 +227,7 @@ def _channel_affine(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
 
 KERNELS.update({
     "channel_affine": _channel_affine,
+    "depthwise_concat": _depthwise_concat,
     "fused_conv2d": _fused_conv2d,
     "fused_linear": _fused_linear,
     "fused_pointwise_depthwise": _fused_pointwise_depthwise,

@@ -350,6 +350,28 @@ def _fused_pointwise_depthwise(inputs, attrs):
     return _conv2d([mid, w2, b2], Attrs({**attrs, "groups": e}))
 
 
+@_op("depthwise_concat", 3, 4, doc="concat([x, act(dwconv(x, w) + b)], axis=1) [+ residual]: a ghost module's "
+     "cheap op beside its input; inputs x, w[C,1,KH,KW], b, [residual]; attrs: padding (an output of x's size), "
+     "activation, act_*, residual")
+def _depthwise_concat(inputs, attrs):
+    x, w = inputs[0], inputs[1]
+    act = attrs["activation"]
+    known = ", ".join(POINTWISE_DEPTHWISE_ACTIVATIONS)
+    _check(act in POINTWISE_DEPTHWISE_ACTIVATIONS, f"depthwise_concat: activation {act!r} is not one of {known}")
+    _check(x.rank == 4 and w.rank == 4 and w.shape[:2] == (x.shape[1], 1),
+           f"depthwise_concat: wants NCHW data and a depthwise weight [C,1,KH,KW], got {x} and {w}")
+    conv_attrs = Attrs({**attrs, "strides": (1, 1), "dilation": (1, 1), "groups": x.shape[1]})
+    (y,) = _conv2d(inputs[:3], conv_attrs)
+    _check(y == x, f"depthwise_concat: the conv's output {y} is not the size of its input {x}")
+    out = TensorType((x.shape[0], 2 * x.shape[1], *x.shape[2:]), x.dtype)
+    residual = bool(attrs["residual"])
+    _check(len(inputs) == 3 + residual, f"depthwise_concat with residual={residual} takes {3 + residual} inputs, "
+           f"got {len(inputs)}")
+    if residual:
+        _check(inputs[3] == out, f"depthwise_concat: residual {inputs[3]} does not match the output {out}")
+    return (out,)
+
+
 @_op("winograd_conv2d", 3, 4, doc="fused_conv2d of a 3x3, stride-1, ungrouped conv computed as Winograd "
      "F(m x m, 3 x 3) (lncompile.ir.winograd); inputs x, u[alpha,alpha,O,C] (the transformed weight), b, [residual]; "
      "attrs: tile (m), padding, activation (not prelu), act_*, residual")

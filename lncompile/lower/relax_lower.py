@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.depthwise import emit_depthwise
+from ..backend.depthwise import emit_depthwise, emit_depthwise_concat
 from ..backend.depthwise import suits as depthwise_suits
 from ..backend.max_pool import emit_max_pool
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
@@ -340,6 +340,21 @@ def _fused_pointwise_depthwise(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Exp
                    _hand_kernel_activation(n.attrs["activation"], n.attrs))
     return emit_pointwise_depthwise(lw.bb, *a, tuple(n.attrs["strides"]), tuple(n.attrs["padding"]), activations,
                                     lw.fast_math)
+
+
+@_emits("depthwise_concat")
+def _depthwise_concat(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
+    """One hand kernel in channels-last CPU builds (backend/depthwise.py, ``concat``), else the conv, its
+    activation, the concat and the add."""
+    x, w, b = a[:3]
+    at = Attrs({**n.attrs, "strides": (1, 1), "dilation": (1, 1), "groups": int(x.ty.shape[1])})
+    residual = a[3] if n.attrs["residual"] else None
+    if lw.hand_kernels:
+        return emit_depthwise_concat(lw.bb, x, w, b, tuple(at["padding"]),
+                                     _hand_kernel_activation(at["activation"], at), residual, lw.fast_math)
+    y = lw.bb.emit(_relax_conv2d(lw, at, [x, w, b]))
+    y = lw.bb.emit(R.concat([x, _emit_activation(lw, n, at["activation"], y)], 1))
+    return R.add(y, residual) if residual is not None else y
 
 
 @_emits("winograd_conv2d")

@@ -19,6 +19,7 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "grouped_pointwise": (("grouped", "dense", "dense_for_shuffle"), "grouped"),
     "winograd_tile": (("2", "4"), "2"),  # read by winograd_conv
     "distribute_concat": (("on", "off"), "off"),
+    "depthwise_concat": (("on", "off"), "off"),  # read by fuse_depthwise_concat
 }
 
 # Ops that act on each channel independently with no per-channel parameter (channel axis 1 kept).
