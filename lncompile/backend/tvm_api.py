@@ -1264,15 +1264,18 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         op(permute(a, P), permute(b, P))      = permute(op(a, b), P)   (op elementwise, a and b of equal rank)
         op(permute(a, P), scalar)             = permute(op(a, scalar), P)
         pool(permute(x, P), layout L)         = permute(pool(x, layout L'), P)   (L'[P[i]] = L[i]; max, avg)
+        concat(permute(a, P), permute(b, P), axis k) = permute(concat(a, b, axis P[k]), P)
 
     Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, the fused pointwise ->
     depthwise kernel, wrapped in NCHW->NHWC and back) meets ConvertLayout's NHWC: ConvertLayout carries the new
     layout through the wrapping permute_dims and leaves it as an identity permutation, each a copy of the whole
     tensor. Where the hand kernel's output feeds a squeeze-and-excitation (a mean and a multiply, which
-    ConvertLayout leaves in the layout they find), the sinking takes its permute past them to the next conv's.
+    ConvertLayout leaves in the layout they find), the sinking takes its permute past them to the next conv's;
+    where hand kernels' outputs are concatenated (GhostNet's distributed stride-2 convs), past the concat.
     """
     permute = tvm.ir.Op.get("relax.permute_dims")
     mean = tvm.ir.Op.get("relax.mean")
+    concat = tvm.ir.Op.get("relax.concat")
     elementwise = [tvm.ir.Op.get(name) for name in _ELEMENTWISE_BINARY]
     pools = {tvm.ir.Op.get("relax.nn.max_pool2d"): relax.op.nn.max_pool2d,
              tvm.ir.Op.get("relax.nn.avg_pool2d"): relax.op.nn.avg_pool2d}
@@ -1311,6 +1314,14 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
             else:
                 return None
             return relax.op.permute_dims(relax.Call(call.op, operands, call.attrs), order)
+        if call.op.same_as(concat):
+            parts = value_of(call.args[0])
+            found_parts = [permuted(f, value_of) for f in parts.fields] if isinstance(parts, relax.Tuple) else []
+            if not found_parts or any(f is None or f[1] != found_parts[0][1] for f in found_parts):
+                return None
+            order = found_parts[0][1]
+            axis = order[int(call.attrs.axis) % len(order)]
+            return relax.op.permute_dims(relax.op.concat([f[0] for f in found_parts], axis), order)
         pool = next((make for op, make in pools.items() if call.op.same_as(op)), None)
         found = permuted(call.args[0], value_of) if pool is not None else None
         a = call.attrs

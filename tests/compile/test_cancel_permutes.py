@@ -1,6 +1,6 @@
 """tvm_api.cancel_permutes: permute_dims pairs that undo each other go, after permutes are sunk below the ops
 they commute with (a keepdims mean, an elementwise op of two operands permuted alike or of one and a scalar,
-a max or average pool);
+a max or average pool, a concat of parts permuted alike);
 outputs unchanged, and nothing sunk where the op does not commute."""
 
 from __future__ import annotations
@@ -101,3 +101,29 @@ def test_permutes_sink_through_pools_which_take_the_source_layout() -> None:
     x = np.random.default_rng(1).standard_normal((1, 7, 9, 4)).astype(np.float32)
     for before, after in zip(_run(mod, x), _run(cancelled, x), strict=True):
         np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+
+
+def _concat_of_permuted(second_order: list[int]) -> tvm.IRModule:
+    """main(a NHWC, b NHWC) = NHWC(concat(NCHW(a), permute(b, second_order)) on channels)."""
+    a = relax.Var("a", relax.TensorType((1, 5, 6, 4), "float32"))
+    b = relax.Var("b", relax.TensorType((1, 5, 6, 3) if second_order == TO_NCHW else (1, 6, 5, 3), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [a, b]):
+        with bb.dataflow():
+            parts = [bb.emit(R.permute_dims(a, TO_NCHW)), bb.emit(R.permute_dims(b, second_order))]
+            out = bb.emit_output(relax.Tuple([bb.emit(R.permute_dims(bb.emit(R.concat(parts, 1)), TO_NHWC))]))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def test_permutes_sink_through_a_concat_of_parts_permuted_alike() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((1, 5, 6, 4)).astype(np.float32), rng.standard_normal((1, 5, 6, 3)).astype(np.float32)
+    mod = _concat_of_permuted(TO_NCHW)
+    cancelled = tvm_api.cancel_permutes(mod)
+    assert _ops(cancelled) == ["relax.concat"]
+    (out,) = _run(cancelled, a, b)
+    np.testing.assert_array_equal(out, np.concatenate([a, b], axis=3))
+    np.testing.assert_array_equal(out, _run(mod, a, b)[0])
+    # parts permuted differently: nothing moves
+    assert _ops(tvm_api.cancel_permutes(_concat_of_permuted([0, 3, 2, 1]))).count("relax.permute_dims") == 3

@@ -14,6 +14,7 @@ from torch import nn
 
 import lncompile
 from lncompile.backend import tvm_api
+from lncompile.backend.pointwise_depthwise import TILE_BYTES, tile_rows
 from lncompile.frontend import import_model
 from lncompile.targets import get as get_target
 from lncompile.tune.tasks import prepare
@@ -42,25 +43,34 @@ def _preset(layout: str = "NHWC", rule: str = "0") -> object:
                    pass_rules={**x86.pass_rules, "fuse_pointwise_depthwise": rule})
 
 
-def _block(**kwargs: int) -> tuple[nn.Module, np.ndarray]:
+def _block(size: int = 19, **kwargs: int) -> tuple[nn.Module, np.ndarray]:
     torch.manual_seed(0)
     block = InvertedResidual(**kwargs).eval()
     for m in block.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 1.5)
-    return block, np.random.default_rng(0).standard_normal((1, 8, 19, 19)).astype(np.float32)
+    return block, np.random.default_rng(0).standard_normal((1, 8, size, size)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("layout", "stride", "kernel"), [("NHWC", 1, 3), ("NHWC", 2, 5), ("NCHW", 2, 3)])
-def test_fused_kernel_matches_pytorch(layout: str, stride: int, kernel: int) -> None:
-    block, x = _block(stride=stride, kernel=kernel)
+@pytest.mark.parametrize(("layout", "stride", "kernel", "size"), [
+    ("NHWC", 1, 3, 19), ("NHWC", 2, 5, 19), ("NCHW", 2, 3, 19), ("NHWC", 1, 5, 28), ("NHWC", 2, 3, 32)])
+def test_fused_kernel_matches_pytorch(layout: str, stride: int, kernel: int, size: int) -> None:
+    block, x = _block(size, stride=stride, kernel=kernel)  # 28 and 32: tiles of 7 and 4 rows
     compiled = lncompile.compile(block, _preset(layout), x, tuning_log=False)
     (fused,) = [p for p in compiled.manifest["passes"] if p["name"] == "fuse_pointwise_depthwise"]
     assert fused["matches"] == 1
     with torch.no_grad():
         expected = block(torch.from_numpy(x)).numpy()
     assert relative_error(compiled(x), expected) <= 1e-4
+
+
+def test_tiles_are_the_tallest_whole_ones_whose_expanded_rows_fit_in_cache() -> None:
+    row = 58 * 144 * 4  # MobileNetV2's 56x56x144 pair, padded
+    assert tile_rows(56, 3, 1, row) == 14 and tile_rows(28, 3, 2, row) == 7  # 4 tiles: two per thread
+    assert tile_rows(56, 3, 2, 114 * 96 * 4) == 4  # its 112 -> 56 pair: 7 rows would need 657 KiB
+    assert tile_rows(56, 3, 2, 114 * 48 * 4) == 14
+    assert tile_rows(19, 3, 1, row) == 1 and tile_rows(56, 3, 1, TILE_BYTES) == 1  # prime; nothing fits
 
 
 def test_fused_kernel_is_no_tuning_task_and_sits_between_nhwc_convs_without_transposes() -> None:
