@@ -8,6 +8,9 @@ here. The schedule is fixed: tiles of output rows run in parallel; within a tile
 output pixels keeps its ``columns x vector`` accumulators in registers while the taps (ry, rx) loop outside
 them, the channel vector innermost (NHWC's contiguous axis); the epilogue (bias, activation) is applied
 before the tile's results leave registers. The kernel is marked scheduled, so tuning leaves it alone.
+
+With ``concat`` (a ghost module: ``concat([x, y], channels) [+ r]``, passes/fuse_depthwise_concat.py) each
+register block also writes the x it read beside y, so no concat kernel reads both back from memory.
 """
 
 from __future__ import annotations
