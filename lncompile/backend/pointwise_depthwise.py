@@ -23,7 +23,7 @@ from . import tvm_api
 from .tvm_api import relax, tir_schedule, tvm
 
 TILE_BYTES = 640 * 1024  # a tile's expanded rows, at most: well inside a 1 MiB L2 (see tile_rows)
-MIN_TILES = 4  # two per thread on two cores
+MIN_TILES = 4  # two per thread on two cores, and an even count: 7 tiles on 2 threads leave one waiting
 OPAQUE = 8  # TVM's OpPatternKind::kOpaque: FuseOps fuses nothing into the kernel (its schedule stays)
 
 
@@ -120,9 +120,9 @@ def inline_elementwise(sch: Any, kept: tuple[str, ...]) -> None:
 
 
 def tile_rows(out_rows: int, kernel_rows: int, stride: int, row_bytes: int) -> int:
-    """Output rows per parallel tile: the largest divisor of ``out_rows`` that leaves ``MIN_TILES`` tiles (no
-    partial tile) and whose expanded rows (``row_bytes`` each, padded width x expanded channels) fit in
-    ``TILE_BYTES``.
+    """Output rows per parallel tile: the largest divisor of ``out_rows`` that leaves an even number of tiles, at
+    least ``MIN_TILES`` (no partial tile), whose expanded rows (``row_bytes`` each, padded width x expanded
+    channels) fit in ``TILE_BYTES``.
 
     Each tile recomputes the expanded rows its depthwise window shares with its neighbours (kernel - stride rows),
     so taller tiles do less extra work while their expanded rows still stay in cache. Measured on znver5, 2
@@ -134,7 +134,8 @@ def tile_rows(out_rows: int, kernel_rows: int, stride: int, row_bytes: int) -> i
         return ((rows - 1) * stride + kernel_rows) * row_bytes
 
     fits = [r for r in range(1, out_rows + 1)
-            if out_rows % r == 0 and out_rows // r >= MIN_TILES and expanded_bytes(r) <= TILE_BYTES]
+            if out_rows % r == 0 and out_rows // r >= MIN_TILES and out_rows // r % 2 == 0
+            and expanded_bytes(r) <= TILE_BYTES]
     return max(fits, default=1)
 
 

@@ -70,6 +70,7 @@ def test_tiles_are_the_tallest_whole_ones_whose_expanded_rows_fit_in_cache() -> 
     assert tile_rows(56, 3, 1, row) == 14 and tile_rows(28, 3, 2, row) == 7  # 4 tiles: two per thread
     assert tile_rows(56, 3, 2, 114 * 96 * 4) == 4  # its 112 -> 56 pair: 7 rows would need 657 KiB
     assert tile_rows(56, 3, 2, 114 * 48 * 4) == 14
+    assert tile_rows(56, 3, 2, 114 * 64 * 4) == 7  # 8 rows would fit, but 7 tiles keep one thread waiting
     assert tile_rows(19, 3, 1, row) == 1 and tile_rows(56, 3, 1, TILE_BYTES) == 1  # prime; nothing fits
 
 
