@@ -116,17 +116,7 @@ def emit_depthwise(bb: Any, data: Any, weight: Any, bias: Any, strides: tuple[in
                    fast_math: bool = False) -> Any:
     """Emit the kernel on NCHW ``data`` (weight OIHW [C, 1, KH, KW], bias [C]), between permute_dims that cancel
     against the NHWC ops around it once ConvertLayout has run (``tvm_api.cancel_permutes``)."""
-    R = relax.op
-    n, c, h, w = (int(d) for d in data.ty.shape)
-    kh, kw = int(weight.ty.shape[2]), int(weight.ty.shape[3])
-    dtype = str(data.ty.dtype)
-    func = scheduled_kernel((n, h, w, c), (kh, kw), strides, padding, activation, dtype, fast_math)
-    kernel = bb.add_func(func, "depthwise_nhwc")
-    x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
-    w_hwc = bb.emit(R.reshape(R.permute_dims(weight, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, c])))
-    oh, ow = output_size((h, w), (kh, kw), strides, padding)
-    y = bb.emit(relax.call_tir(kernel, [x_nhwc, w_hwc, bias], relax.TensorType((n, oh, ow, c), dtype)))
-    return R.permute_dims(y, [0, 3, 1, 2])
+    return _emit(bb, data, weight, bias, strides, padding, activation, fast_math)
 
 
 def emit_depthwise_concat(bb: Any, data: Any, weight: Any, bias: Any, padding: tuple[int, int, int, int],
@@ -134,15 +124,23 @@ def emit_depthwise_concat(bb: Any, data: Any, weight: Any, bias: Any, padding: t
                           fast_math: bool = False) -> Any:
     """Emit ``concat([data, act(dwconv(data) + bias)], 1) [+ residual]`` (stride 1, an output of data's size) as
     the kernel with ``concat``, between permute_dims that cancel as :func:`emit_depthwise`'s do."""
+    return _emit(bb, data, weight, bias, (1, 1), padding, activation, fast_math, concat=True, residual=residual)
+
+
+def _emit(bb: Any, data: Any, weight: Any, bias: Any, strides: tuple[int, int], padding: tuple[int, int, int, int],
+          activation: tuple[str, dict[str, float]], fast_math: bool, concat: bool = False,
+          residual: Any = None) -> Any:
     R = relax.op
     n, c, h, w = (int(d) for d in data.ty.shape)
     kh, kw = int(weight.ty.shape[2]), int(weight.ty.shape[3])
     dtype = str(data.ty.dtype)
-    func = scheduled_kernel((n, h, w, c), (kh, kw), (1, 1), padding, activation, dtype, fast_math, concat=True,
-                            residual=residual is not None)
-    kernel = bb.add_func(func, "depthwise_concat_nhwc")
+    func = scheduled_kernel((n, h, w, c), (kh, kw), strides, padding, activation, dtype, fast_math, concat,
+                            residual is not None)
+    kernel = bb.add_func(func, "depthwise_concat_nhwc" if concat else "depthwise_nhwc")
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
     w_hwc = bb.emit(R.reshape(R.permute_dims(weight, [2, 3, 0, 1]), relax.ShapeExpr([kh, kw, c])))
     added = [] if residual is None else [bb.emit(R.permute_dims(residual, [0, 2, 3, 1]))]
-    y = bb.emit(relax.call_tir(kernel, [x_nhwc, w_hwc, bias, *added], relax.TensorType((n, h, w, 2 * c), dtype)))
+    oh, ow = output_size((h, w), (kh, kw), strides, padding)
+    out_shape = (n, oh, ow, 2 * c if concat else c)
+    y = bb.emit(relax.call_tir(kernel, [x_nhwc, w_hwc, bias, *added], relax.TensorType(out_shape, dtype)))
     return R.permute_dims(y, [0, 3, 1, 2])

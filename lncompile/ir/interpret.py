@@ -178,9 +178,11 @@ def _fused_pointwise_depthwise(a: Sequence[torch.Tensor], at: Attrs) -> torch.Te
 
 
 def _depthwise_concat(a: Sequence[torch.Tensor], at: Attrs) -> torch.Tensor:
+    from .ops import depthwise_concat_conv_attrs
+
     x, w, b = a[:3]
-    conv_attrs = Attrs({**at, "strides": (1, 1), "dilation": (1, 1), "groups": int(x.shape[1])})
-    y = torch.cat([x, _activation(_conv2d([x, w, b], conv_attrs), at["activation"], at)], 1)
+    conv = _conv2d([x, w, b], depthwise_concat_conv_attrs(at, int(x.shape[1])))
+    y = torch.cat([x, _activation(conv, at["activation"], at)], 1)
     return y + a[3] if at["residual"] else y
 
 

@@ -350,6 +350,12 @@ def _fused_pointwise_depthwise(inputs, attrs):
     return _conv2d([mid, w2, b2], Attrs({**attrs, "groups": e}))
 
 
+def depthwise_concat_conv_attrs(attrs: Attrs, channels: int) -> Attrs:
+    """The attributes of a depthwise_concat node's conv: its padding and ``act_*``, stride 1, dilation 1, one
+    group per channel (the shape inference, the interpreter and the lowering all read the conv this way)."""
+    return Attrs({**attrs, "strides": (1, 1), "dilation": (1, 1), "groups": channels})
+
+
 @_op("depthwise_concat", 3, 4, doc="concat([x, act(dwconv(x, w) + b)], axis=1) [+ residual]: a ghost module's "
      "cheap op beside its input; inputs x, w[C,1,KH,KW], b, [residual]; attrs: padding (an output of x's size), "
      "activation, act_*, residual")
@@ -360,8 +366,7 @@ def _depthwise_concat(inputs, attrs):
     _check(act in POINTWISE_DEPTHWISE_ACTIVATIONS, f"depthwise_concat: activation {act!r} is not one of {known}")
     _check(x.rank == 4 and w.rank == 4 and w.shape[:2] == (x.shape[1], 1),
            f"depthwise_concat: wants NCHW data and a depthwise weight [C,1,KH,KW], got {x} and {w}")
-    conv_attrs = Attrs({**attrs, "strides": (1, 1), "dilation": (1, 1), "groups": x.shape[1]})
-    (y,) = _conv2d(inputs[:3], conv_attrs)
+    (y,) = _conv2d(inputs[:3], depthwise_concat_conv_attrs(attrs, x.shape[1]))
     _check(y == x, f"depthwise_concat: the conv's output {y} is not the size of its input {x}")
     out = TensorType((x.shape[0], 2 * x.shape[1], *x.shape[2:]), x.dtype)
     residual = bool(attrs["residual"])

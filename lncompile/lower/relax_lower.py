@@ -24,7 +24,7 @@ from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
-from ..ir.ops import POINTWISE_CONV, POINTWISE_DEPTHWISE_ACTIVATIONS, input_shuffle_groups
+from ..ir.ops import POINTWISE_CONV, POINTWISE_DEPTHWISE_ACTIVATIONS, depthwise_concat_conv_attrs, input_shuffle_groups
 
 R = relax.op
 Expr = Any
@@ -347,7 +347,7 @@ def _depthwise_concat(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     """One hand kernel in channels-last CPU builds (backend/depthwise.py, ``concat``), else the conv, its
     activation, the concat and the add."""
     x, w, b = a[:3]
-    at = Attrs({**n.attrs, "strides": (1, 1), "dilation": (1, 1), "groups": int(x.ty.shape[1])})
+    at = depthwise_concat_conv_attrs(n.attrs, int(x.ty.shape[1]))
     residual = a[3] if n.attrs["residual"] else None
     if lw.hand_kernels:
         return emit_depthwise_concat(lw.bb, x, w, b, tuple(at["padding"]),

@@ -80,6 +80,13 @@ def activation_of(graph: Graph, rec: Node) -> Activation | None:
     return rec.op, params, slope
 
 
+def conv_activation(rec: Node) -> tuple[str, dict[str, object]]:
+    """(activation, its ``act_*`` attributes) of a ``conv2d`` (none) or ``fused_conv2d`` node."""
+    if rec.op == "conv2d":
+        return "none", {}
+    return rec.attrs["activation"], {k: v for k, v in rec.attrs.items() if k.startswith("act_")}
+
+
 def _unread(graph: Graph, name: str) -> bool:
     """Whether node ``name`` may be removed: nothing reads it, and it is no graph input or output."""
     return not graph.out_degree(name) and not graph.is_output(name) and name not in graph.input_names

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..ir import Graph, Value
 from ..ir.ops import POINTWISE_DEPTHWISE_ACTIVATIONS, input_shuffle_groups
 from ._grouping import rule
-from ._match import exclusive_reason, matches, only_user, remove, weight_and_bias
+from ._match import conv_activation, exclusive_reason, matches, only_user, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
 PRIORITY = 56  # after distribute_concat (44), which removes the concats a conv reads, and the conv fusions (50-55)
@@ -39,7 +39,7 @@ def _match(g: Graph, name: str) -> Match | str | None:
         return None
     at = conv.attrs
     channels = g.arg_types(name)[0].shape[1]
-    activation = at.get("activation", "none")
+    activation, _ = conv_activation(conv)
     if not (at["groups"] == channels == conv.type.shape[1] and not input_shuffle_groups(at)
             and tuple(at["strides"]) == (1, 1) and tuple(at["dilation"]) == (1, 1) and not at.get("residual")
             and conv.type == g.arg_types(name)[0] and activation in POINTWISE_DEPTHWISE_ACTIVATIONS):
@@ -65,9 +65,9 @@ def fuse_depthwise_concat(graph: Graph, stats: PassStats, rules: dict[str, str])
             continue
         conv_rec = g.record(conv)
         w, b = weight_and_bias(g, conv)
-        activation = conv_rec.attrs.get("activation", "none")
+        activation, params = conv_activation(conv_rec)
         attrs = {"padding": conv_rec.attrs["padding"], "activation": activation, "residual": add is not None,
-                 **{k: v for k, v in conv_rec.attrs.items() if k.startswith("act_")}}
+                 **params}
         inputs = [y, w, b]
         if add is not None:
             inputs.append(next(v for v in g.args(add) if v != Value(cat)))

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UsageError
 from ..ir import Graph, Node, Value
 from ..ir.ops import POINTWISE_DEPTHWISE_ACTIVATIONS
-from ._match import exclusive_reason, matches, remove, weight_and_bias
+from ._match import conv_activation, exclusive_reason, matches, remove, weight_and_bias
 from .base import PassStats, graph_pass
 
 PRIORITY = 55  # after fuse_conv_activation (50)
@@ -52,13 +52,6 @@ def _fusable(rec: Node) -> bool:
     else:
         fused_ok = rec.op == "conv2d"
     return fused_ok and tuple(rec.attrs["dilation"]) == (1, 1)
-
-
-def _activation(rec: Node) -> tuple[str, dict[str, object]]:
-    """(activation, its ``act_*`` attributes) of a node ``_fusable`` accepted (a plain conv2d has none)."""
-    if rec.op == "conv2d":
-        return "none", {}
-    return rec.attrs["activation"], {k: v for k, v in rec.attrs.items() if k.startswith("act_")}
 
 
 def _match(g: Graph, name: str) -> tuple[str] | str | None:
@@ -91,7 +84,7 @@ def fuse_pointwise_depthwise(graph: Graph, stats: PassStats, rules: dict[str, st
             continue
         x = g.args(pw)[0]
         (w1, b1), (w2, b2) = weight_and_bias(g, pw), weight_and_bias(g, dw)
-        (pw_act, pw_params), (dw_act, dw_params) = _activation(pw_rec), _activation(dw_rec)
+        (pw_act, pw_params), (dw_act, dw_params) = conv_activation(pw_rec), conv_activation(dw_rec)
         conv_attrs = {k: dw_rec.attrs[k] for k in ("strides", "padding", "dilation")}
         attrs = {**conv_attrs, "activation": dw_act, **dw_params, "pw_activation": pw_act,
                  **{f"pw_{k}": v for k, v in pw_params.items()}}
