@@ -260,16 +260,24 @@ def convert_layout(mod: tvm.IRModule, desired: dict[str, list[str]]) -> tvm.IRMo
 
 @tvm.transform.module_pass(opt_level=0, name="lncompile.FoldConstantLayouts")
 def fold_constant_layouts(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-    """permute_dims(constant) and reshape(constant) -> the constant so laid out, computed with numpy.
+    """permute_dims(constant), reshape(constant) and concat(constants) -> the constant so laid out, computed
+    with numpy.
 
-    These are the weights' re-layouts (ConvertLayout's OIHW -> HWIO, one per conv) and the biases' reshapes
-    for broadcasting. FoldConstant would fold them too, but it compiles and runs one TVM kernel per constant
-    (~0.1-0.2 s each: minutes for a NASNet), and it legalizes every call with a constant argument on the way
-    (~8 s for a NASNet with nothing to fold). Both ops only move values, so numpy's result is bit-identical;
+    These are the weights' re-layouts (ConvertLayout's OIHW -> HWIO, one per conv; the hand pointwise kernel's
+    zero-padded blocks) and the biases' reshapes for broadcasting. FoldConstant would fold them too, but it
+    compiles and runs one TVM kernel per constant (~0.1-0.2 s each: minutes for a NASNet), and it legalizes
+    every call with a constant argument on the way (~8 s for a NASNet with nothing to fold). These ops only
+    move values, so numpy's result is bit-identical;
     no other op meets constants alone in a lowered module (tests/compile/test_layout.py checks).
     """
     def fold(call: relax.Call, value_of: ValueOf) -> relax.Expr:
         name = call.op.name if isinstance(call.op, tvm.ir.Op) else None
+        if name == "relax.concat":
+            parts = value_of(call.args[0])
+            fields = [value_of(f) for f in parts.fields] if isinstance(parts, relax.Tuple) else []
+            if not fields or not all(isinstance(f, tvm.ir.Constant) for f in fields):
+                return call
+            return relax.const(np.concatenate([f.value.numpy() for f in fields], axis=int(call.attrs.axis)))
         if name not in ("relax.permute_dims", "relax.reshape"):
             return call
         # A weight may be reshaped and then permuted (or the reverse): the walk is post-order, so the inner
@@ -1265,17 +1273,20 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         op(permute(a, P), scalar)             = permute(op(a, scalar), P)
         pool(permute(x, P), layout L)         = permute(pool(x, layout L'), P)   (L'[P[i]] = L[i]; max, avg)
         concat(permute(a, P), permute(b, P), axis k) = permute(concat(a, b, axis P[k]), P)
+        strided_slice(permute(x, P), axes A, ...)    = permute(strided_slice(x, axes P[A], ...), P)
 
     Both appear where a channels-last op emitted by hand (the shuffled depthwise conv, the fused pointwise ->
     depthwise kernel, wrapped in NCHW->NHWC and back) meets ConvertLayout's NHWC: ConvertLayout carries the new
     layout through the wrapping permute_dims and leaves it as an identity permutation, each a copy of the whole
     tensor. Where the hand kernel's output feeds a squeeze-and-excitation (a mean and a multiply, which
     ConvertLayout leaves in the layout they find), the sinking takes its permute past them to the next conv's;
-    where hand kernels' outputs are concatenated (GhostNet's distributed stride-2 convs), past the concat.
+    where hand kernels' outputs are concatenated (GhostNet's distributed stride-2 convs), past the concat;
+    where they are sliced and concatenated again (ShuffleNetV2's channel split and shuffle), past both.
     """
     permute = tvm.ir.Op.get("relax.permute_dims")
     mean = tvm.ir.Op.get("relax.mean")
     concat = tvm.ir.Op.get("relax.concat")
+    strided_slice = tvm.ir.Op.get("relax.strided_slice")
     elementwise = [tvm.ir.Op.get(name) for name in _ELEMENTWISE_BINARY]
     pools = {tvm.ir.Op.get("relax.nn.max_pool2d"): relax.op.nn.max_pool2d,
              tvm.ir.Op.get("relax.nn.avg_pool2d"): relax.op.nn.avg_pool2d}
@@ -1322,6 +1333,15 @@ def cancel_permutes(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
             order = found_parts[0][1]
             axis = order[int(call.attrs.axis) % len(order)]
             return relax.op.permute_dims(relax.op.concat([f[0] for f in found_parts], axis), order)
+        if call.op.same_as(strided_slice):
+            found = permuted(call.args[0], value_of)
+            if found is None:
+                return None
+            source, order = found
+            sliced_axes = [order[int(a) % len(order)] for a in call.args[1].fields]
+            strides = call.args[4] if len(call.args) > 4 else None
+            return relax.op.permute_dims(relax.op.strided_slice(
+                source, sliced_axes, call.args[2], call.args[3], strides, bool(call.attrs.assume_inbound)), order)
         pool = next((make for op, make in pools.items() if call.op.same_as(op)), None)
         found = permuted(call.args[0], value_of) if pool is not None else None
         a = call.attrs

@@ -15,6 +15,8 @@ import numpy as np
 from ..backend.depthwise import emit_depthwise, emit_depthwise_concat
 from ..backend.depthwise import suits as depthwise_suits
 from ..backend.max_pool import emit_max_pool
+from ..backend.pointwise_conv import emit_pointwise_conv
+from ..backend.pointwise_conv import suits as pointwise_conv_suits
 from ..backend.pointwise_depthwise import emit_pointwise_depthwise
 from ..backend.se_scale import emit_se_scale
 from ..backend.spatial_mean import emit_spatial_mean
@@ -24,7 +26,13 @@ from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
 from ..ir import Attrs, Graph, Node
-from ..ir.ops import POINTWISE_CONV, POINTWISE_DEPTHWISE_ACTIVATIONS, depthwise_concat_conv_attrs, input_shuffle_groups
+from ..ir.ops import (
+    POINTWISE_CONV,
+    POINTWISE_DEPTHWISE_ACTIVATIONS,
+    UNARY_OPS,
+    depthwise_concat_conv_attrs,
+    input_shuffle_groups,
+)
 
 R = relax.op
 Expr = Any
@@ -71,29 +79,35 @@ class _Lowering:
             return emit_spatial_mean(self.bb, x, keepdims)
         return R.mean(x, [2, 3], keepdims)
 
-    def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str) -> Expr | None:
-        """A conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) as one of the
-        hand-scheduled channels-last kernels, where the build uses them and one applies: the depthwise kernel
-        where it is the faster one (:func:`lncompile.backend.depthwise.suits`), the stem kernel for a dense conv
-        over the model's NCHW image (:mod:`lncompile.backend.stem_conv`: no transpose of the image); None
-        otherwise."""
+    def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str, residual: Expr | None = None) -> Expr | None:
+        """A conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) [+ ``residual``]
+        as one of the hand-scheduled channels-last kernels, where the build uses them and one applies: the
+        depthwise kernel where it is the faster one (:func:`lncompile.backend.depthwise.suits`), the stem kernel
+        for a dense conv over the model's NCHW image (:mod:`lncompile.backend.stem_conv`: no transpose of the
+        image), the pointwise kernel for a 1x1 conv whose channels do not fill 16-lane vectors
+        (:mod:`lncompile.backend.pointwise_conv`, the only one taking a residual); None otherwise."""
         # the activations the hand kernels compute are the fused pointwise->depthwise op's
         if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
                 and tuple(at["dilation"]) == (1, 1)):
             return None
         x, w = a[0], a[1]
         channels, out_channels = int(x.ty.shape[1]), int(w.ty.shape[0])
-        depthwise = (at["groups"] == channels == out_channels and not input_shuffle_groups(at)
-                     and depthwise_suits(channels, (int(w.ty.shape[2]), int(w.ty.shape[3]))))
+        kernel, strides, padding = (int(w.ty.shape[2]), int(w.ty.shape[3])), tuple(at["strides"]), tuple(at["padding"])
+        bias = a[2] if len(a) > 2 else relax.const(np.zeros(out_channels, dtype=str(x.ty.dtype)))
+        hand_activation = _hand_kernel_activation(activation, at)
         # the function's parameters are its only non-dataflow Vars: a model input, in NCHW as the caller passes it
         stem = (isinstance(x, relax.Var) and not isinstance(x, relax.DataflowVar)
-                and stem_suits(channels, at["groups"]))
-        if not (depthwise or stem):
-            return None
-        bias = a[2] if len(a) > 2 else relax.const(np.zeros(out_channels, dtype=str(x.ty.dtype)))
-        emit = emit_depthwise if depthwise else emit_stem_conv
-        return emit(self.bb, x, w, bias, tuple(at["strides"]), tuple(at["padding"]),
-                    _hand_kernel_activation(activation, at), self.fast_math)
+                and stem_suits(channels, at["groups"]) and residual is None)
+        depthwise = (at["groups"] == channels == out_channels and not input_shuffle_groups(at)
+                     and depthwise_suits(channels, kernel) and residual is None)
+        if stem or depthwise:
+            emit = emit_stem_conv if stem else emit_depthwise
+            return emit(self.bb, x, w, bias, strides, padding, hand_activation, self.fast_math)
+        if (pointwise_conv_suits(kernel, strides, padding, at["groups"], out_channels,
+                                 (int(x.ty.shape[2]), int(x.ty.shape[3])))
+                and not input_shuffle_groups(at)):
+            return emit_pointwise_conv(self.bb, x, w, bias, hand_activation, residual, self.fast_math)
+        return None
 
     def owns_input(self, n: Node) -> bool:
         """Whether node ``n`` may overwrite its first input: ``n`` is its only reader, and it is a tensor of its
@@ -324,7 +338,12 @@ def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | N
 @_emits("fused_conv2d")
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     act = n.attrs["activation"]
-    hand = None if n.attrs["residual"] else lw.hand_conv(n.attrs, a[:3], act)
+    residual = a[3] if n.attrs["residual"] else None
+    # conv + residual then an activation (distribute_concat's split convs): FuseOps puts all three in one tuned
+    # kernel; the hand kernel would leave the activation to a kernel of its own
+    then_activated = residual is not None and any(
+        lw.graph.record(user).op in UNARY_OPS for user, _ in lw.graph.users(n.name))
+    hand = None if then_activated else lw.hand_conv(n.attrs, a[:3], act, residual)
     if hand is not None:
         return hand
     y = lw.bb.emit(_relax_conv2d(lw, n.attrs, a[:3]))

@@ -1,6 +1,6 @@
 """tvm_api.cancel_permutes: permute_dims pairs that undo each other go, after permutes are sunk below the ops
 they commute with (a keepdims mean, an elementwise op of two operands permuted alike or of one and a scalar,
-a max or average pool, a concat of parts permuted alike);
+a max or average pool, a concat of parts permuted alike, a strided slice);
 outputs unchanged, and nothing sunk where the op does not commute."""
 
 from __future__ import annotations
@@ -127,3 +127,27 @@ def test_permutes_sink_through_a_concat_of_parts_permuted_alike() -> None:
     np.testing.assert_array_equal(out, _run(mod, a, b)[0])
     # parts permuted differently: nothing moves
     assert _ops(tvm_api.cancel_permutes(_concat_of_permuted([0, 3, 2, 1]))).count("relax.permute_dims") == 3
+
+
+def _sliced_and_concatenated() -> tvm.IRModule:
+    """main(a NHWC) = NHWC(concat(slice(NCHW(a), channels 4:8), slice(NCHW(a), channels 0:4))): ShuffleNetV2's
+    channel split and shuffle after a channels-last kernel."""
+    a = relax.Var("a", relax.TensorType((1, 5, 6, 8), "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [a]):
+        with bb.dataflow():
+            a_nchw = bb.emit(R.permute_dims(a, TO_NCHW))
+            parts = [bb.emit(R.strided_slice(a_nchw, [1], [begin], [begin + 4])) for begin in (4, 0)]
+            out = bb.emit_output(relax.Tuple([bb.emit(R.permute_dims(bb.emit(R.concat(parts, 1)), TO_NHWC))]))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def test_permutes_sink_through_channel_slices() -> None:
+    a = np.random.default_rng(0).standard_normal((1, 5, 6, 8)).astype(np.float32)
+    mod = _sliced_and_concatenated()
+    cancelled = tvm_api.cancel_permutes(mod)
+    assert "relax.permute_dims" not in _ops(cancelled)
+    (out,) = _run(cancelled, a)
+    np.testing.assert_array_equal(out, np.concatenate([a[..., 4:], a[..., :4]], axis=3))
+    np.testing.assert_array_equal(out, _run(mod, a)[0])

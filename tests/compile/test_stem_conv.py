@@ -76,7 +76,7 @@ class Stem(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
         self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16)
-        self.pw = nn.Conv2d(16, 8, 1)
+        self.pw = nn.Conv2d(16, 16, 1)  # 16-lane channels: a tuned task (not backend/pointwise_conv.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pw(torch.relu(self.dw(self.stem(x))))
