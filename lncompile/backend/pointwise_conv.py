@@ -25,17 +25,26 @@ from .tvm_api import relax, tir_schedule, tvm
 
 LANES = 16  # the kernel's accumulator vectors (AVX-512: one register each)
 ACCUMULATORS = 14  # vector accumulators per register block (as in stem_conv: 16 or more spill)
+MAX_WEIGHTS = 160 * 1024  # the most weights of a conv whose channels fill whole vectors (see suits)
 
 
 def suits(kernel: tuple[int, int], strides: tuple[int, int], padding: tuple[int, int, int, int], groups: int,
-          out_channels: int, out_size: tuple[int, int]) -> bool:
-    """Whether this kernel computes a conv: dense 1x1, stride 1, unpadded, output channels not a multiple of
-    ``LANES``, over a map of more than one pixel. Where the channels fill whole vectors, the tuned kernels are
-    about as fast (MobileNetV2's, alone: 0.9-1.2x this one's time) and tuning finds them; a squeeze-and-
-    excitation's convs over a 1x1 map are a few thousand multiply-adds, where FuseOps' kernel also takes the
-    activation that follows."""
-    return (kernel == (1, 1) and strides == (1, 1) and not any(padding) and groups == 1
-            and out_channels % LANES != 0 and out_size[0] * out_size[1] > 1)
+          channels: int, out_channels: int, out_size: tuple[int, int], activation: str) -> bool:
+    """Whether this kernel computes a conv: dense 1x1, stride 1, unpadded, over a map of more than one pixel
+    (a squeeze-and-excitation's convs over a 1x1 map are a few thousand multiply-adds, and FuseOps' kernel also
+    takes the activation after them), and either
+
+    - output channels not a multiple of ``LANES``: the tuned kernels' vectors are narrower, or
+    - at most ``MAX_WEIGHTS`` weights and no SiLU. Measured inside the models (znver5, 2 threads, each call
+      against the tuned kernel's): 0.5-1.0x the time for most convs (MobileNetV2's 32 -> 16 at 112x112 0.73-0.81x,
+      576 -> 160 at 7x7 0.61x, MobileNetV3's 80 -> 480 hardswish 0.51x), but 1.03-1.06x for the largest
+      (960 -> 320, 320 -> 1280, 1152 -> 192: the tuned kernels keep their weight tiles in cache, this one
+      streams a channel block's weights once per row of pixels) and 1.02-1.08x for EfficientNet's SiLU ones.
+    """
+    if not (kernel == (1, 1) and strides == (1, 1) and not any(padding) and groups == 1
+            and out_size[0] * out_size[1] > 1):
+        return False
+    return out_channels % LANES != 0 or (channels * out_channels <= MAX_WEIGHTS and activation != "silu")
 
 
 def register_block(out_channels: int, width: int) -> tuple[int, int]:

@@ -79,13 +79,15 @@ class _Lowering:
             return emit_spatial_mean(self.bb, x, keepdims)
         return R.mean(x, [2, 3], keepdims)
 
-    def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str, residual: Expr | None = None) -> Expr | None:
+    def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str, residual: Expr | None = None,
+                  node: Node | None = None) -> Expr | None:
         """A conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) [+ ``residual``]
         as one of the hand-scheduled channels-last kernels, where the build uses them and one applies: the
         depthwise kernel where it is the faster one (:func:`lncompile.backend.depthwise.suits`), the stem kernel
         for a dense conv over the model's NCHW image (:mod:`lncompile.backend.stem_conv`: no transpose of the
         image), the pointwise kernel for a 1x1 conv whose channels do not fill 16-lane vectors
-        (:mod:`lncompile.backend.pointwise_conv`, the only one taking a residual); None otherwise."""
+        (:mod:`lncompile.backend.pointwise_conv`, the only one taking a residual; ``node``, the graph's node, tells
+        whether it is the first half of a split conv); None otherwise."""
         # the activations the hand kernels compute are the fused pointwise->depthwise op's
         if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
                 and tuple(at["dilation"]) == (1, 1)):
@@ -103,11 +105,24 @@ class _Lowering:
         if stem or depthwise:
             emit = emit_stem_conv if stem else emit_depthwise
             return emit(self.bb, x, w, bias, strides, padding, hand_activation, self.fast_math)
-        if (pointwise_conv_suits(kernel, strides, padding, at["groups"], out_channels,
-                                 (int(x.ty.shape[2]), int(x.ty.shape[3])))
-                and not input_shuffle_groups(at)):
+        if (pointwise_conv_suits(kernel, strides, padding, at["groups"], channels, out_channels,
+                                 (int(x.ty.shape[2]), int(x.ty.shape[3])), activation)
+                and not input_shuffle_groups(at) and not (node is not None and self.feeds_split_sum(node))):
             return emit_pointwise_conv(self.bb, x, w, bias, hand_activation, residual, self.fast_math)
         return None
+
+    def feeds_split_sum(self, n: Node) -> bool:
+        """Whether ``n``'s output is the residual of a conv whose sum is then activated: the first half of a conv
+        that distribute_concat split. That sum stays a tuned kernel (see ``_fused_conv2d``), whose tuning
+        records are for the workload that reads the first half's tuned output; so this half stays tuned too."""
+        return n.name in self.graph and any(
+            self.graph.record(user).op == "fused_conv2d" and position == 3 and self.then_activated(user)
+            for user, position in self.graph.users(n.name))
+
+    def then_activated(self, name: str) -> bool:
+        """Whether every reader of node ``name``'s output is an activation (or other unary op)."""
+        users = self.graph.users(name)
+        return bool(users) and all(self.graph.record(user).op in UNARY_OPS for user, _ in users)
 
     def owns_input(self, n: Node) -> bool:
         """Whether node ``n`` may overwrite its first input: ``n`` is its only reader, and it is a tensor of its
@@ -135,7 +150,7 @@ class _Lowering:
 
 @_emits("conv2d")
 def _conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
-    hand = lw.hand_conv(n.attrs, a, "none")
+    hand = lw.hand_conv(n.attrs, a, "none", node=n)
     return hand if hand is not None else _relax_conv2d(lw, n.attrs, a)
 
 
@@ -341,9 +356,8 @@ def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     residual = a[3] if n.attrs["residual"] else None
     # conv + residual then an activation (distribute_concat's split convs): FuseOps puts all three in one tuned
     # kernel; the hand kernel would leave the activation to a kernel of its own
-    then_activated = residual is not None and any(
-        lw.graph.record(user).op in UNARY_OPS for user, _ in lw.graph.users(n.name))
-    hand = None if then_activated else lw.hand_conv(n.attrs, a[:3], act, residual)
+    split_sum = residual is not None and lw.then_activated(n.name)
+    hand = None if split_sum else lw.hand_conv(n.attrs, a[:3], act, residual, n)
     if hand is not None:
         return hand
     y = lw.bb.emit(_relax_conv2d(lw, n.attrs, a[:3]))

@@ -1,7 +1,7 @@
 """The hand-scheduled pointwise conv (lncompile/backend/pointwise_conv.py): PyTorch's 1x1 conv + bias + activation
-[+ residual] for output channels that do not fill 16-lane vectors, rows its column blocks do not divide and every
-activation it takes; inside a channels-last build it replaces the tuned kernel for exactly those convs, with no
-transpose left around it (also where ShuffleNetV2's channel split slices its output)."""
+[+ residual] for output channels that do or do not fill 16-lane vectors, rows its column blocks do not divide and
+every activation it takes; which convs it computes; inside a channels-last build it replaces the tuned kernels of
+those convs, with no transpose left around it (also where ShuffleNetV2's channel split slices its output)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ CASES = [  # (N, H, W, C), out channels, activation, residual
     ((1, 5, 13, 58), 58, "clip", False),  # 13 columns: two 7-column blocks, the second one short
     ((2, 3, 9, 24), 40, "hardswish", True),  # batch 2
     ((1, 6, 6, 16), 8, "silu", False),  # one 16-lane block, 8 real
+    ((1, 7, 9, 40), 64, "relu", True),  # whole vectors: two blocks of 32, all real
     ((1, 1, 2, 72), 18, "relu", False),  # a 1x2 map: one 2-column block
 ]  # fmt: skip
 
@@ -71,25 +72,29 @@ def test_register_blocks() -> None:
     assert register_block(24, 2) == (32, 2)  # a row narrower than 7 columns is one block
 
 
-@pytest.mark.parametrize(("kernel", "strides", "padding", "groups", "out_channels", "size", "expected"), [
-    ((1, 1), (1, 1), (0, 0, 0, 0), 1, 116, (14, 14), True),
-    ((1, 1), (1, 1), (0, 0, 0, 0), 1, 24, (1, 2), True),
-    ((1, 1), (1, 1), (0, 0, 0, 0), 1, 128, (14, 14), False),  # fills 16-lane vectors: the tuned kernel
-    ((1, 1), (2, 2), (0, 0, 0, 0), 1, 24, (14, 14), False),
-    ((3, 3), (1, 1), (1, 1, 1, 1), 1, 24, (14, 14), False),
-    ((1, 1), (1, 1), (0, 0, 0, 0), 2, 24, (14, 14), False),
-    ((1, 1), (1, 1), (0, 0, 0, 0), 1, 24, (1, 1), False),  # a squeeze-and-excitation's conv
+@pytest.mark.parametrize(
+    ("kernel", "strides", "groups", "channels", "out_channels", "size", "activation", "expected"), [
+    ((1, 1), (1, 1), 1, 116, 116, (14, 14), "relu", True),
+    ((1, 1), (1, 1), 1, 144, 24, (1, 2), "none", True),
+    ((1, 1), (1, 1), 1, 672, 40, (14, 14), "silu", True),  # partial vectors: whatever the activation
+    ((1, 1), (1, 1), 1, 576, 160, (7, 7), "none", True),  # whole vectors, few weights
+    ((1, 1), (1, 1), 1, 960, 320, (7, 7), "none", False),  # whole vectors, many weights: the tuned kernel
+    ((1, 1), (1, 1), 1, 112, 672, (14, 14), "silu", False),  # whole vectors and SiLU: the tuned kernel
+    ((1, 1), (2, 2), 1, 24, 24, (14, 14), "none", False),
+    ((3, 3), (1, 1), 1, 24, 24, (14, 14), "none", False),
+    ((1, 1), (1, 1), 2, 24, 24, (14, 14), "none", False),
+    ((1, 1), (1, 1), 1, 72, 24, (1, 1), "relu", False),  # a squeeze-and-excitation's conv
 ])  # fmt: skip
-def test_suits_only_dense_unit_convs_with_partial_vectors(kernel: tuple[int, int], strides: tuple[int, int],
-                                                         padding: tuple[int, int, int, int], groups: int,
-                                                         out_channels: int, size: tuple[int, int],
-                                                         expected: bool) -> None:
-    assert suits(kernel, strides, padding, groups, out_channels, size) is expected
+def test_suits(kernel: tuple[int, int], strides: tuple[int, int], groups: int, channels: int, out_channels: int,
+               size: tuple[int, int], activation: str, expected: bool) -> None:
+    padding = (0, 0, 0, 0) if kernel == (1, 1) else (1, 1, 1, 1)
+    assert suits(kernel, strides, padding, groups, channels, out_channels, size, activation) is expected
 
 
 class SplitBlock(nn.Module):
     """A 1x1 conv of 40 channels (not 16-lane), then a ShuffleNetV2-style unit: split the channels, a 1x1 conv of
-    20 channels on one half, concat; then a 1x1 conv of 24 channels with a residual, and one of 32 (16-lane)."""
+    20 channels on one half, concat; then a 1x1 conv of 24 channels with a residual, and one of 32 (16-lane) with
+    SiLU, which keeps the tuned kernel."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,7 +107,7 @@ class SplitBlock(nn.Module):
         left, right = torch.relu(self.stem(x)).chunk(2, dim=1)
         y = torch.cat([left, self.branch(right)], dim=1)
         z = self.project(y) + y[:, :24]
-        return torch.relu(self.expand(z))
+        return F.silu(self.expand(z))
 
 
 def test_channels_last_build_uses_it_for_partial_vector_convs_and_matches_pytorch() -> None:
@@ -117,7 +122,7 @@ def test_channels_last_build_uses_it_for_partial_vector_convs_and_matches_pytorc
     problem = prepare("split_block", import_model(net, x).graph, preset)
     calls = [name for name, _, _ in tvm_api.kernel_call_order(problem.fused)]
     assert sum(name.startswith("pointwise_conv_nhwc") for name in calls) == 3  # the 40-, 20- and 24-channel convs
-    assert [str(task.task_name) for task in problem.tasks if "conv2d" in str(task.task_name)]  # the 32-channel conv
+    assert [str(task.task_name) for task in problem.tasks if "conv2d" in str(task.task_name)]  # the SiLU conv
     # the input's and the output's transposes only: those around the kernels cancel, through the split and concat
     assert sum("transpose" in name for name in calls) == 2
 
