@@ -1,6 +1,6 @@
 """A 1x1 conv whose output channels do not fill 16-lane vectors, as one hand-scheduled channels-last kernel.
 
-    y[n, i, j, o] = act(b[o] + sum_c x[n, i, j, c] * w[c, o]) (+ r[n, i, j, o])
+    y[n, i, j, o] = act(b[o] + sum_c x[n, i, j, c] * w[c, o]) (+ r[n, i, j, o])      [then act2(y), with a residual]
 
 MetaSchedule vectorizes a channels-last conv over its output channels with vector tiles that divide them, so
 ShuffleNetV2's 58 / 116 / 232 channels get 2-, 4- or 8-lane vectors and MobileNetV2's 24 8-lane ones:
@@ -60,8 +60,10 @@ def _padded(size: int, multiple: int) -> int:
 
 
 def _compute(shape: tuple[int, int, int, int], out_channels: int, activation: tuple[str, dict[str, float]],
-             residual: bool, dtype: str, fast_math: bool) -> Any:
-    """The TE definition: NHWC ``x``, ``w`` [padded O / block, C, block], ``b`` [O], [``r``] -> NHWC output."""
+             residual: bool, dtype: str, fast_math: bool,
+             sum_activation: tuple[str, dict[str, float]] | None = None) -> Any:
+    """The TE definition: NHWC ``x``, ``w`` [padded O / block, C, block], ``b`` [O], [``r``] -> NHWC output
+    (``sum_activation``: applied after the residual's add)."""
     te = tvm.te
     n, h, w, c = shape
     block, columns = register_block(out_channels, w)
@@ -82,16 +84,19 @@ def _compute(shape: tuple[int, int, int, int], out_channels: int, activation: tu
     if residual:
         r = te.placeholder((n, h, w, out_channels), dtype, name="r")
         inputs.append(r)
-        out = te.compute(biased.shape, lambda *i: activated(*i) + r(*i), name="out")
+        summed = te.compute(biased.shape, lambda *i: activated(*i) + r(*i), name="summed")
+        after = summed if sum_activation is None else activate(summed, *sum_activation, fast_math)
+        out = te.compute(biased.shape, lambda *i: after(*i), name="out")
     else:
         out = te.compute(biased.shape, lambda *i: activated(*i), name="out")
     return te.create_prim_func([*inputs, out])
 
 
 def scheduled_kernel(shape: tuple[int, int, int, int], out_channels: int, activation: tuple[str, dict[str, float]],
-                     residual: bool = False, dtype: str = "float32", fast_math: bool = False) -> Any:
+                     residual: bool = False, dtype: str = "float32", fast_math: bool = False,
+                     sum_activation: tuple[str, dict[str, float]] | None = None) -> Any:
     """The kernel for NHWC input ``shape`` as a scheduled PrimFunc (see the module doc)."""
-    sch = tir_schedule(_compute(shape, out_channels, activation, residual, dtype, fast_math))
+    sch = tir_schedule(_compute(shape, out_channels, activation, residual, dtype, fast_math, sum_activation))
     for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
         if sch.get(block_rv).name_hint not in ("total", "out"):
             sch.compute_inline(block_rv)
@@ -119,8 +124,10 @@ def scheduled_kernel(shape: tuple[int, int, int, int], out_channels: int, activa
 
 
 def emit_pointwise_conv(bb: Any, data: Any, weight: Any, bias: Any, activation: tuple[str, dict[str, float]],
-                        residual: Any = None, fast_math: bool = False) -> Any:
-    """Emit the kernel on NCHW ``data`` (weight OIHW [O, C, 1, 1], bias [O], residual NCHW or None), between
+                        residual: Any = None, fast_math: bool = False,
+                        sum_activation: tuple[str, dict[str, float]] | None = None) -> Any:
+    """Emit the kernel on NCHW ``data`` (weight OIHW [O, C, 1, 1], bias [O], residual NCHW or None; with a
+    residual, ``sum_activation`` applied after adding it), between
     permute_dims that cancel against the NHWC ops around it once ConvertLayout has run
     (``tvm_api.cancel_permutes``). The weight's zero-padded, blocked layout is computed by Relax ops on the
     constant, which weight pre-packing folds at build time."""
@@ -130,7 +137,8 @@ def emit_pointwise_conv(bb: Any, data: Any, weight: Any, bias: Any, activation: 
     dtype = str(data.ty.dtype)
     block, _ = register_block(out_channels, w)
     padded_channels = _padded(out_channels, block)
-    func = scheduled_kernel((n, h, w, c), out_channels, activation, residual is not None, dtype, fast_math)
+    func = scheduled_kernel((n, h, w, c), out_channels, activation, residual is not None, dtype, fast_math,
+                            sum_activation)
     kernel = bb.add_func(func, "pointwise_conv_nhwc")
     x_nhwc = bb.emit(R.permute_dims(data, [0, 2, 3, 1]))
     w_co = R.permute_dims(R.reshape(weight, relax.ShapeExpr([out_channels, c])), [1, 0])

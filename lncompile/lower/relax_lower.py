@@ -25,7 +25,7 @@ from ..backend.stem_conv import suits as stem_suits
 from ..backend.tvm_api import emit_depthwise_conv2d_shuffled, relax
 from ..backend.winograd import emit_winograd_conv2d
 from ..errors import UnsupportedOpError
-from ..ir import Attrs, Graph, Node
+from ..ir import Attrs, Graph, Node, Value
 from ..ir.ops import (
     POINTWISE_CONV,
     POINTWISE_DEPTHWISE_ACTIVATIONS,
@@ -65,6 +65,8 @@ class _Lowering:
         self.fast_math = fast_math  # hand-written TE kernels compute exp-based activations as the build's do
         self.device = device
         self.bb = relax.BlockBuilder()
+        # nodes whose op a kernel emitted before them already computed (their value is their input's)
+        self.absorbed: set[str] = set()
 
     @property
     def hand_kernels(self) -> bool:
@@ -80,14 +82,15 @@ class _Lowering:
         return R.mean(x, [2, 3], keepdims)
 
     def hand_conv(self, at: Attrs, a: Sequence[Expr], activation: str, residual: Expr | None = None,
-                  node: Node | None = None) -> Expr | None:
+                  node: Node | None = None, sum_activation: Node | None = None) -> Expr | None:
         """A conv (inputs x, w, [b]) with ``activation`` (its parameters in ``at``'s ``act_*``) [+ ``residual``]
         as one of the hand-scheduled channels-last kernels, where the build uses them and one applies: the
         depthwise kernel where it is the faster one (:func:`lncompile.backend.depthwise.suits`), the stem kernel
         for a dense conv over the model's NCHW image (:mod:`lncompile.backend.stem_conv`: no transpose of the
         image), the pointwise kernel for a 1x1 conv whose channels do not fill 16-lane vectors
         (:mod:`lncompile.backend.pointwise_conv`, the only one taking a residual; ``node``, the graph's node, tells
-        whether it is the first half of a split conv); None otherwise."""
+        whether it is the first half of a split conv; ``sum_activation``, the activation node reading a residual
+        conv's sum, which the pointwise kernel then computes too); None otherwise."""
         # the activations the hand kernels compute are the fused pointwise->depthwise op's
         if not (self.hand_kernels and activation in POINTWISE_DEPTHWISE_ACTIVATIONS
                 and tuple(at["dilation"]) == (1, 1)):
@@ -108,21 +111,47 @@ class _Lowering:
         if (pointwise_conv_suits(kernel, strides, padding, at["groups"], channels, out_channels,
                                  (int(x.ty.shape[2]), int(x.ty.shape[3])), activation)
                 and not input_shuffle_groups(at) and not (node is not None and self.feeds_split_sum(node))):
-            return emit_pointwise_conv(self.bb, x, w, bias, hand_activation, residual, self.fast_math)
+            after = None if sum_activation is None else (  # an activation node's own attributes, unprefixed
+                sum_activation.op,
+                {k: float(v) for k, v in sum_activation.attrs.items() if isinstance(v, (int, float))})
+            return emit_pointwise_conv(self.bb, x, w, bias, hand_activation, residual, self.fast_math, after)
         return None
 
     def feeds_split_sum(self, n: Node) -> bool:
-        """Whether ``n``'s output is the residual of a conv whose sum is then activated: the first half of a conv
-        that distribute_concat split. That sum stays a tuned kernel (see ``_fused_conv2d``), whose tuning
-        records are for the workload that reads the first half's tuned output; so this half stays tuned too."""
+        """Whether ``n``'s output is the residual of a conv whose sum is then activated by a tuned kernel: the
+        first half of a conv that distribute_concat split, the second half not a hand kernel (see
+        ``_fused_conv2d``). That kernel's tuning records are for the workload that reads this half's tuned
+        output, so this half stays tuned too."""
         return n.name in self.graph and any(
             self.graph.record(user).op == "fused_conv2d" and position == 3 and self.then_activated(user)
+            and self.sum_activation(self.graph.record(user)) is None
             for user, position in self.graph.users(n.name))
 
     def then_activated(self, name: str) -> bool:
         """Whether every reader of node ``name``'s output is an activation (or other unary op)."""
         users = self.graph.users(name)
         return bool(users) and all(self.graph.record(user).op in UNARY_OPS for user, _ in users)
+
+    def sum_activation(self, n: Node) -> Node | None:
+        """For a ``fused_conv2d`` with a residual whose sum is read by one activation alone (distribute_concat's
+        split conv: act(conv(a) + b + conv(b')), and ResNet-style blocks), that activation node, where the
+        pointwise hand kernel computes conv, sum and activation in one (the activation's node is then absorbed);
+        None otherwise."""
+        if not (self.hand_kernels and n.attrs["residual"] and n.attrs["activation"] == "none"
+                and n.name in self.graph and not self.graph.is_output(Value(n.name))):
+            return None
+        users = self.graph.users(n.name)
+        if len(users) != 1:
+            return None
+        reader = self.graph.record(users[0][0])
+        if reader.op not in POINTWISE_DEPTHWISE_ACTIVATIONS:
+            return None
+        weight = self.graph.type_of(self.graph.args(n.name)[1])
+        x = self.graph.type_of(self.graph.args(n.name)[0])
+        fits = pointwise_conv_suits((weight.shape[2], weight.shape[3]), tuple(n.attrs["strides"]),
+                                    tuple(n.attrs["padding"]), n.attrs["groups"], x.shape[1], weight.shape[0],
+                                    (x.shape[2], x.shape[3]), reader.op)
+        return reader if fits and tuple(n.attrs["dilation"]) == (1, 1) else None
 
     def owns_input(self, n: Node) -> bool:
         """Whether node ``n`` may overwrite its first input: ``n`` is its only reader, and it is a tensor of its
@@ -321,7 +350,7 @@ def to_relax(graph: Graph, emitters: dict[str, Emitter] | None = None, layout: s
                 if emitter is None:
                     raise UnsupportedOpError(f"no lowering for op {rec.op!r} (node %{name}, from {rec.source})")
                 args = [_value(env, lw, graph, v) for v in graph.args(name)]
-                env[name] = lw.bb.emit(emitter(lw, rec, args))
+                env[name] = args[0] if name in lw.absorbed else lw.bb.emit(emitter(lw, rec, args))
             outs = [_value(env, lw, graph, v) for v in graph.outputs]
             result = lw.bb.emit_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
         lw.bb.emit_func_output(result)
@@ -356,6 +385,12 @@ def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     residual = a[3] if n.attrs["residual"] else None
     # conv + residual then an activation (distribute_concat's split convs): FuseOps puts all three in one tuned
     # kernel; the hand kernel would leave the activation to a kernel of its own
+    sum_activation = lw.sum_activation(n)
+    if sum_activation is not None:  # the hand kernel computes the activation after the sum: its node is absorbed
+        hand = lw.hand_conv(n.attrs, a[:3], act, residual, n, sum_activation)
+        if hand is not None:
+            lw.absorbed.add(sum_activation.name)
+            return hand
     split_sum = residual is not None and lw.then_activated(n.name)
     hand = None if split_sum else lw.hand_conv(n.attrs, a[:3], act, residual, n)
     if hand is not None:

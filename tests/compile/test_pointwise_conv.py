@@ -66,6 +66,26 @@ def test_kernel_is_torch_conv(shape: tuple[int, int, int, int], out_channels: in
     assert relative_error(y.numpy(), expected) <= 2e-6
 
 
+@pytest.mark.parametrize("after", ["relu", "clip", "hardswish"])
+def test_kernel_applies_an_activation_after_the_residual(after: str) -> None:
+    """A split conv's second half: act2(conv(x) + b + r), as distribute_concat leaves SqueezeNet's squeeze convs."""
+    rng = np.random.default_rng(3)
+    shape, out_channels = (1, 9, 11, 40), 16
+    x = rng.standard_normal(shape).astype(np.float32)
+    weight = (rng.standard_normal((out_channels, shape[3])) * 0.2).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32)
+    r = rng.standard_normal((*shape[:3], out_channels)).astype(np.float32)
+    torch_act, params = ACTIVATIONS[after]
+    expected = torch_act(torch.from_numpy(x @ weight.T + b + r)).numpy()
+    block, _ = register_block(out_channels, shape[2])
+    w_blocked = np.ascontiguousarray(weight.T.reshape(shape[3], 1, block).transpose(1, 0, 2))
+    func = scheduled_kernel(shape, out_channels, ("none", {}), True, fast_math=True, sum_activation=(after, params))
+    library = tvm.tirx.build(func.with_attr("global_symbol", "main"), target=tvm_api.make_target({"kind": "llvm"}))
+    y = tvm_api.empty_tensor([*shape[:3], out_channels], "float32", tvm_api.cpu_device())
+    library["main"](tvm_api.tensor(x), tvm_api.tensor(w_blocked), tvm_api.tensor(b), tvm_api.tensor(r), y)
+    assert relative_error(y.numpy(), expected) <= 2e-6
+
+
 def test_register_blocks() -> None:
     assert register_block(116, 14) == (32, 7)  # two 16-lane vectors x 7 columns: 14 accumulators
     assert register_block(8, 14) == (16, 14)  # one vector: 14 columns
