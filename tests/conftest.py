@@ -78,3 +78,18 @@ def tiny_block() -> nn.Module:
 @pytest.fixture
 def tiny_input() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+def built_kernel_calls(net: nn.Module, x: np.ndarray, preset: object, tolerance: float = 1e-5) -> list[str]:
+    """Build ``net`` untuned for ``preset``, check the library's output against PyTorch's within ``tolerance``
+    (relative), and return the names of the kernels the model's ``main`` calls, in order."""
+    import lncompile
+    from lncompile.backend import tvm_api
+    from lncompile.frontend import import_model
+    from lncompile.tune.tasks import prepare
+
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert relative_error(lncompile.compile(net, preset, x, tuning_log=False)(x), expected) <= tolerance
+    return [name for name, _, _ in tvm_api.kernel_call_order(prepare("net", import_model(net, x).graph,
+                                                                     preset).fused)]

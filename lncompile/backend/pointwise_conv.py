@@ -1,10 +1,10 @@
-"""A 1x1 conv whose output channels do not fill 16-lane vectors, as one hand-scheduled channels-last kernel.
+"""A 1x1 conv as one hand-scheduled channels-last kernel, its output channels in padded blocks of 16-lane vectors.
 
     y[n, i, j, o] = act(b[o] + sum_c x[n, i, j, c] * w[c, o]) (+ r[n, i, j, o])      [then act2(y), with a residual]
 
 MetaSchedule vectorizes a channels-last conv over its output channels with vector tiles that divide them, so
 ShuffleNetV2's 58 / 116 / 232 channels get 2-, 4- or 8-lane vectors and MobileNetV2's 24 8-lane ones:
-tuned on znver5 (2 threads, each alone) those kernels ran at 290-410 GFLOPS where the 16-lane ones reach 480.
+tuned on znver5 (2 threads, each alone) those kernels ran at 290-410 GFLOPS where this one reaches 400-480.
 Here the output channels are computed padded up to whole blocks of 16-lane vectors (the weight gets zero
 columns at compile time) and only the real channels are stored: ``columns`` output pixels x ``BLOCK``
 padded channels stay in registers while the input channels loop outside them, each input value broadcast
@@ -50,7 +50,7 @@ def suits(kernel: tuple[int, int], strides: tuple[int, int], padding: tuple[int,
 def register_block(out_channels: int, width: int) -> tuple[int, int]:
     """(padded channels per block, output columns per block) for rows of ``width`` pixels. Measured on znver5,
     2 threads, against 16 x 14, 48 x 4 and 64 x 3: 32 x 7 the fastest or within 3% on ShuffleNetV2's and
-    MobileNetV2's convs. A row narrower than the block (a squeeze-and-excitation's 1x1 map) is one block."""
+    MobileNetV2's convs. A row narrower than 7 columns is one block."""
     block = 2 * LANES if out_channels > LANES else LANES
     return block, min(ACCUMULATORS // (block // LANES), width)
 

@@ -383,14 +383,14 @@ def _emit_activation(lw: _Lowering, n: Node, name: str, x: Expr, slope: Expr | N
 def _fused_conv2d(lw: _Lowering, n: Node, a: Sequence[Expr]) -> Expr:
     act = n.attrs["activation"]
     residual = a[3] if n.attrs["residual"] else None
-    # conv + residual then an activation (distribute_concat's split convs): FuseOps puts all three in one tuned
-    # kernel; the hand kernel would leave the activation to a kernel of its own
     sum_activation = lw.sum_activation(n)
     if sum_activation is not None:  # the hand kernel computes the activation after the sum: its node is absorbed
         hand = lw.hand_conv(n.attrs, a[:3], act, residual, n, sum_activation)
         if hand is not None:
             lw.absorbed.add(sum_activation.name)
             return hand
+    # conv + residual then an activation the hand kernel does not take: FuseOps puts all three in one tuned
+    # kernel, where the hand kernel would leave the activation to a kernel of its own
     split_sum = residual is not None and lw.then_activated(n.name)
     hand = None if split_sum else lw.hand_conv(n.attrs, a[:3], act, residual, n)
     if hand is not None:
