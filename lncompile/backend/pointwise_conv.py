@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .pointwise_depthwise import activate, scheduled_func, vector_width
+from .pointwise_depthwise import activate, inline_elementwise, scheduled_func, vector_width
 from .tvm_api import relax, tir_schedule, tvm
 
 LANES = 16  # the kernel's accumulator vectors (AVX-512: one register each)
@@ -97,9 +97,7 @@ def scheduled_kernel(shape: tuple[int, int, int, int], out_channels: int, activa
                      sum_activation: tuple[str, dict[str, float]] | None = None) -> Any:
     """The kernel for NHWC input ``shape`` as a scheduled PrimFunc (see the module doc)."""
     sch = tir_schedule(_compute(shape, out_channels, activation, residual, dtype, fast_math, sum_activation))
-    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
-        if sch.get(block_rv).name_hint not in ("total", "out"):
-            sch.compute_inline(block_rv)
+    inline_elementwise(sch, ("total", "out"))
     out, total = sch.get_sblock("out"), sch.get_sblock("total")
     block, columns = register_block(out_channels, shape[2])
     batch, y, x, ch = sch.get_loops(out)
